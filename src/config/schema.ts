@@ -1,0 +1,162 @@
+import { z } from 'zod';
+import type { MailerHooks } from '../events.js';
+import { parseDuration } from './duration.js';
+
+const DURATION_HINT = 'expected a duration like "250ms", "1s", "5m", "24h", or milliseconds';
+
+/** A duration: milliseconds or `'250ms'`, `'1s'`, `'5m'`, `'24h'`, `'7d'`; parsed to milliseconds. */
+export const duration = z.union([z.number(), z.string()], { error: DURATION_HINT }).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `${DURATION_HINT}, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const positiveInt = (what: string) =>
+  z.number({ error: `expected ${what} as a whole number greater than 0` }).int({ error: `expected ${what} as a whole number greater than 0` }).positive({ error: `expected ${what} as a whole number greater than 0` });
+
+/** One rate window: at most `max` sends per `per`. */
+export const rateWindowSchema = z
+  .object({
+    /** Sends admitted per window. */
+    max: positiveInt('the number of sends per window'),
+    /** Length of the window. */
+    per: duration,
+    /**
+     * How many sends may go back to back after an idle period.
+     * @default 1 for windows of a minute or less (even spacing); `max` for longer ones (a quota).
+     */
+    burst: positiveInt('a burst size').optional(),
+  })
+  .strict()
+  .transform(({ max, per, burst }) => ({ max, perMs: per, burst: Math.min(max, burst ?? (per <= 60_000 ? 1 : max)) }));
+
+// Keys of nodemailer's pool that mailpacer owns: pacing and requeueing happen in one place.
+const OWNED_TRANSPORT_KEYS: Record<string, string> = {
+  rateLimit: 'pacing is mailpacer\'s: set providers.<name>.rate instead',
+  rateDelta: 'pacing is mailpacer\'s: set providers.<name>.rate instead',
+  maxConnections: 'set providers.<name>.maxConnections instead',
+  maxMessages: 'set providers.<name>.maxMessagesPerConnection instead',
+  maxRequeues: 'retries are mailpacer\'s: set retry.retries instead',
+  pool: 'mailpacer pools connections itself (one pooled connection per connection slot)',
+};
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
+/** nodemailer transport: SMTP options (passed through untouched), a connection URL, or any transport object. */
+const transportSchema = z.unknown().superRefine((value, ctx) => {
+  if (typeof value === 'string') {
+    if (!/^smtps?:\/\//i.test(value)) ctx.addIssue({ code: 'custom', message: 'expected an smtp:// or smtps:// URL, SMTP options or a nodemailer transport' });
+    return;
+  }
+  if (!isObject(value)) {
+    ctx.addIssue({ code: 'custom', message: 'expected SMTP options (an object with host and port), an smtp:// URL, or a nodemailer transport' });
+    return;
+  }
+  if (typeof value.send === 'function' || typeof value.sendMail === 'function') return; // a transport or transporter
+  for (const [key, why] of Object.entries(OWNED_TRANSPORT_KEYS)) {
+    if (key in value && value[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `not allowed here: ${why}` });
+  }
+  if (value.host !== undefined && typeof value.host !== 'string') ctx.addIssue({ code: 'custom', path: ['host'], message: 'expected a host name' });
+  if (value.port !== undefined && !(Number.isInteger(value.port) && (value.port as number) > 0 && (value.port as number) < 65536)) {
+    ctx.addIssue({ code: 'custom', path: ['port'], message: 'expected a port number from 1 to 65535' });
+  }
+  if (value.host === undefined && value.service === undefined && value.url === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['host'], message: 'expected a host name (or `service`, or `url`)' });
+  }
+});
+
+export const providerSchema = z
+  .object({
+    /** nodemailer SMTP options, an `smtp://` URL, or any nodemailer transport. Every key is passed to nodemailer untouched. */
+    transport: transportSchema,
+    /** Rate windows: one or several, every one must admit a send. @example [{ max: 14, per: '1s' }, { max: 50_000, per: '24h' }] */
+    rate: z.union([rateWindowSchema, z.array(rateWindowSchema)]).optional(),
+    /** Connections open at once (across every process when Redis is configured). @default 5 */
+    maxConnections: positiveInt('a connection count').default(5),
+    /** Messages sent on one connection before it is replaced. @default 100 */
+    maxMessagesPerConnection: positiveInt('a message count').default(100),
+  })
+  .strict();
+
+export const retrySchema = z
+  .object({
+    /** Retries after the first attempt. Refused connections and quota pauses do not use them up. @default 8 */
+    retries: z.number({ error: 'expected a number of retries (0 or more)' }).int().min(0).default(8),
+    /** Lower bound of the backoff. @default '1s' */
+    minDelay: duration.default(1_000),
+    /** Upper bound of the backoff. @default '15m' */
+    maxDelay: duration.default(900_000),
+    /** Growth of the backoff per retry. @default 2 */
+    factor: z.number({ error: 'expected a backoff factor of at least 1' }).min(1, { error: 'expected a backoff factor of at least 1' }).default(2),
+    /** Delay before retrying a greylisted or recipient-throttled message. @default '5m' */
+    greylistDelay: duration.default(300_000),
+    /** Time after the first attempt past which a message is not retried. @default '6h' */
+    maxRetryTime: duration.default(21_600_000),
+  })
+  .strict()
+  .refine((retry) => retry.maxDelay >= retry.minDelay, { error: 'maxDelay must not be less than minDelay', path: ['maxDelay'] });
+
+export const adaptiveSchema = z
+  .object({
+    /** Multiplier on the rate (or connection cap) after a refusal. @default 0.7 */
+    decrease: z.number().gt(0, { error: 'expected a number between 0 and 1' }).lt(1, { error: 'expected a number between 0 and 1' }).default(0.7),
+    /** Share of the configured rate regained per second of successful sending. @default 0.05 */
+    increase: z.number().positive({ error: 'expected a positive share such as 0.05' }).default(0.05),
+    /** Lowest share of the configured rate. @default 0.05 */
+    minRate: z.number().gt(0, { error: 'expected a number between 0 and 1' }).max(1, { error: 'expected a number between 0 and 1' }).default(0.05),
+    /** At most one slow-down per this long. @default '1s' */
+    cooldown: duration.default(1_000),
+  })
+  .strict();
+
+const hookSchema = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function', { error: 'expected a function' }).optional();
+
+export const hooksSchema = z
+  .object({ onRetry: hookSchema, onThrottle: hookSchema, onSent: hookSchema, onFailed: hookSchema, onProgress: hookSchema, onError: hookSchema })
+  .strict();
+
+/** Anything with ioredis's commands will do: a `Redis` or a `Cluster`. */
+const redisSchema = z.unknown().superRefine((value, ctx) => {
+  if (value === undefined) return;
+  if (typeof value === 'string') {
+    if (!/^rediss?:\/\//i.test(value)) ctx.addIssue({ code: 'custom', message: 'expected a redis:// or rediss:// URL, or an ioredis Redis or Cluster instance' });
+    return;
+  }
+  if (!isObject(value) || typeof value.defineCommand !== 'function') {
+    ctx.addIssue({ code: 'custom', message: 'expected a redis:// URL, or an ioredis Redis or Cluster instance' });
+  }
+});
+
+export const mailerOptionsSchema = z
+  .object({
+    /** Redis URL, or an ioredis `Redis`/`Cluster`. Without it, limits hold within this process only. */
+    redis: redisSchema.optional(),
+    /** Prefix of every Redis key; processes that share it share limits. @default 'mailpacer' */
+    keyPrefix: z
+      .string()
+      .min(1, { error: 'expected a non-empty string' })
+      .regex(/^[^{}\s]+$/, { error: 'expected no braces or spaces (braces are Redis Cluster hash tags)' })
+      .default('mailpacer'),
+    /** What sends do while Redis is unreachable: `'wait'` for it, or `'local'`: per-process limits. @default 'wait' */
+    onRedisDown: z.enum(['wait', 'local'], { error: 'expected "wait" or "local"' }).default('wait'),
+    /** Sending accounts by name. */
+    providers: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a provider name of letters, digits, "_", "-" or "."' }), providerSchema)
+      .refine((providers) => Object.keys(providers).length > 0, { error: 'expected at least one provider' }),
+    retry: retrySchema.default(() => retrySchema.parse({})),
+    adaptive: adaptiveSchema.default(() => adaptiveSchema.parse({})),
+    hooks: hooksSchema.default({}),
+  })
+  .strict();
+
+/** What users write. */
+export type MailerOptionsInput = Omit<z.input<typeof mailerOptionsSchema>, 'hooks'> & { hooks?: MailerHooks };
+/** What the code uses: defaults filled in, durations in milliseconds. */
+export type MailerConfig = Omit<z.output<typeof mailerOptionsSchema>, 'hooks'> & { hooks: MailerHooks };
+export type ProviderConfig = z.output<typeof providerSchema>;
+export type ProviderOptions = z.input<typeof providerSchema>;
+export type RetryConfig = z.output<typeof retrySchema>;
+export type RateWindow = z.input<typeof rateWindowSchema>;

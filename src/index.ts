@@ -1,0 +1,32 @@
+// Every public export, by name.
+export { createMailer } from './mailer.js';
+export type { Mailer, SendOptions, SendResult } from './mailer.js';
+export type { Message } from './message.js';
+export { classifySmtpError } from './smtp/classify.js';
+export type { Decision, DecisionKind, SmtpErrorLike } from './smtp/decision.js';
+export {
+  MailpacerError,
+  ConfigError,
+  DeliveryError,
+  AbortedError,
+  RedisUnavailableError,
+  isMailpacerError,
+  isConfigError,
+  isDeliveryError,
+  isAbortedError,
+} from './errors.js';
+export type { ConfigIssue, MailpacerErrorCode } from './errors.js';
+export type {
+  MailerEvents,
+  MailerEventName,
+  MailerHooks,
+  RetryEvent,
+  ThrottleEvent,
+  SentEvent,
+  FailedEvent,
+  ProgressEvent,
+  ErrorEvent,
+} from './events.js';
+export type { MailerOptionsInput as MailerOptions, ProviderOptions, RateWindow } from './config/schema.js';
+export type { LaneStats } from './lanes/lane.js';
+export { parseDuration } from './config/duration.js';

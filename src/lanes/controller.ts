@@ -1,0 +1,130 @@
+/**
+ * The adaptive controller of a lane: a pure state machine. The lane feeds it what the server said;
+ * it answers with the lane's new effective rate, connection cap and pause. The limiter stores the
+ * state (in Redis when configured) so that every process slows down together.
+ *
+ * Rate follows AIMD, as Postfix's concurrency feedback and PowerMTA's backoff mode do: a
+ * `rate-limited` reply multiplies the rate by `decrease` (at most once per `cooldownMs`, since the
+ * replies to sends already in flight report the same overload), and each success adds back
+ * `increase` of the configured rate per second of sending.
+ */
+export interface AdaptiveState {
+  /** Share of the configured rate the lane may use now, in `[minRateFactor, 1]`. */
+  rateFactor: number;
+  /** Effective connection cap; fractional so that additive increase can creep up. Use `Math.floor`. */
+  connections: number;
+  /** Epoch ms (limiter clock) before which the lane sends nothing; 0 when not paused. */
+  pausedUntil: number;
+  /** Why the lane is paused, while it is. */
+  pauseReason: string | null;
+  /** Set when the lane is stopped for good (bad credentials): the reason. */
+  stopped: string | null;
+  /** Epoch ms of the last multiplicative decrease (rate or connections). */
+  lastDecreaseAt: number;
+}
+
+/** A change to apply atomically. Returns `null` when nothing changes (so nothing is written). */
+export type StateTransition = (state: AdaptiveState, now: number) => AdaptiveState | null;
+
+export interface ControllerOptions {
+  /** The configured connection cap. */
+  maxConnections: number;
+  /** The configured rate of the lane's tightest window, in sends per second (`Infinity` when unlimited). */
+  baseRatePerSecond: number;
+  /** Multiplier applied on a rate or connection refusal. @default 0.7 */
+  decrease: number;
+  /** Share of the configured rate regained per second of successful sending. @default 0.05 */
+  increase: number;
+  /** The lowest share of the configured rate. @default 0.05 */
+  minRateFactor: number;
+  /** One decrease per this many milliseconds at most. @default 1000 */
+  cooldownMs: number;
+  /** Successes per connection added back, times the current cap (Postfix-style slow start). @default 20 */
+  successesPerConnection: number;
+}
+
+export const DEFAULT_CONTROLLER = {
+  decrease: 0.7,
+  increase: 0.05,
+  minRateFactor: 0.05,
+  cooldownMs: 1_000,
+  successesPerConnection: 20,
+} as const satisfies Omit<ControllerOptions, 'maxConnections' | 'baseRatePerSecond'>;
+
+export function initialState(options: Pick<ControllerOptions, 'maxConnections'>): AdaptiveState {
+  return {
+    rateFactor: 1,
+    connections: options.maxConnections,
+    pausedUntil: 0,
+    pauseReason: null,
+    stopped: null,
+    lastDecreaseAt: 0,
+  };
+}
+
+/** A send succeeded: climb back towards the configured rate and connection cap. */
+export function onSuccess(options: ControllerOptions): StateTransition {
+  return (state) => {
+    if (state.rateFactor >= 1 && state.connections >= options.maxConnections) return null;
+    // `increase` per second of sending: each success adds increase / (sends per second now).
+    const ratePerSecond = options.baseRatePerSecond * state.rateFactor;
+    const rateStep = Number.isFinite(ratePerSecond) && ratePerSecond > 0 ? options.increase / ratePerSecond : 1;
+    return {
+      ...state,
+      rateFactor: Math.min(1, state.rateFactor + rateStep),
+      connections: Math.min(options.maxConnections, state.connections + 1 / (options.successesPerConnection * Math.max(1, Math.floor(state.connections)))),
+    };
+  };
+}
+
+/** The server said the lane sends too fast. */
+export function onRateLimited(options: ControllerOptions): StateTransition {
+  return (state, now) => {
+    if (now - state.lastDecreaseAt < options.cooldownMs) return null;
+    return {
+      ...state,
+      rateFactor: Math.max(options.minRateFactor, state.rateFactor * options.decrease),
+      lastDecreaseAt: now,
+    };
+  };
+}
+
+/**
+ * The server refused a connection for having too many. `held` is how many connections the lane
+ * had open when it was refused (the refused one included), when known: the server's limit is below
+ * it, so the cap drops to `held - 1` straight away instead of stepping down over several refusals.
+ */
+export function onConnectionLimited(options: ControllerOptions, held?: number): StateTransition {
+  return (state, now) => {
+    if (now - state.lastDecreaseAt < options.cooldownMs && (held === undefined || held - 1 >= Math.floor(state.connections))) {
+      return null;
+    }
+    const stepped = Math.floor(state.connections * options.decrease);
+    const known = held === undefined ? Infinity : held - 1;
+    const connections = Math.max(1, Math.min(stepped, known, Math.floor(state.connections) - 1));
+    return { ...state, connections, lastDecreaseAt: now };
+  };
+}
+
+/** Pauses the lane until `until` (epoch ms, limiter clock), unless it is already paused for longer. */
+export function pauseUntil(until: number, reason: string): StateTransition {
+  return (state) => {
+    if (state.pausedUntil >= until) return null;
+    return { ...state, pausedUntil: until, pauseReason: reason };
+  };
+}
+
+/** Pauses the lane for `ms` from the limiter's now. */
+export function pauseFor(ms: number, reason: string): StateTransition {
+  return (state, now) => pauseUntil(now + ms, reason)(state, now);
+}
+
+/** Stops the lane for good: its pending and future messages fail. */
+export function stop(reason: string): StateTransition {
+  return (state) => (state.stopped === reason ? null : { ...state, stopped: reason });
+}
+
+/** Whether the lane may send at `now`. */
+export function isPaused(state: AdaptiveState, now: number): boolean {
+  return state.pausedUntil > now;
+}

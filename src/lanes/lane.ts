@@ -1,0 +1,390 @@
+import type { SendMailOptions, SentMessageInfo } from 'nodemailer';
+import type { ThrottleEvent } from '../events.js';
+import type { LaneLimiter, LaneSpec, Lease } from '../limiter/limiter.js';
+import { AttemptFailure } from '../retry/attempt-failure.js';
+import { sleep } from '../retry/sleep.js';
+import { classifySmtpError } from '../smtp/classify.js';
+import type { Decision } from '../smtp/decision.js';
+import {
+  initialState,
+  onConnectionLimited,
+  onRateLimited,
+  onSuccess,
+  pauseFor,
+  stop,
+  type AdaptiveState,
+  type ControllerOptions,
+  type StateTransition,
+} from './controller.js';
+import type { Redactor } from '../redact.js';
+import type { Connection, TransportFactory } from './transport.js';
+
+/** How long a connection stays open with nothing to send. */
+const CONNECTION_IDLE_MS = 1_000;
+
+export interface LaneOptions {
+  /** The lane's key: `provider` or `provider:group`. */
+  name: string;
+  provider: string;
+  spec: LaneSpec;
+  limiter: LaneLimiter;
+  transport: TransportFactory;
+  controller: ControllerOptions;
+  /** Pause after a quota refusal that names no delay. */
+  quotaPauseMs: number;
+  /** Removes credentials from reply texts before they leave the lane. */
+  redact: Redactor;
+  onThrottle: (event: ThrottleEvent) => void;
+  /** Reports failures of the limiter itself (Redis down): the lane retries after a short wait. */
+  onLimiterError: (error: Error) => void;
+}
+
+export interface LaneStats {
+  provider: string;
+  lane: string;
+  /** Configured rate of the tightest window, sends per second (`null` when unlimited). */
+  configuredRate: number | null;
+  /** Effective rate now, after slow-downs. */
+  effectiveRate: number | null;
+  configuredConnections: number;
+  effectiveConnections: number;
+  /** Connections this process has open. */
+  connections: number;
+  queued: number;
+  inFlight: number;
+  sent: number;
+  deferred: number;
+  failed: number;
+  state: 'idle' | 'sending' | 'paused' | 'stopped';
+  pausedUntil: number;
+}
+
+interface Job {
+  mail: SendMailOptions;
+  resolve: (info: SentMessageInfo) => void;
+  reject: (failure: AttemptFailure) => void;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+}
+
+/**
+ * A lane: one provider (× destination group) with its limiter, its adaptive controller and its
+ * connections. `attempt()` makes one attempt of one message: it waits for a connection slot and a
+ * rate slot, sends, and reports the server's answer to the controller. Retrying is the caller's.
+ */
+export class Lane {
+  readonly name: string;
+  readonly provider: string;
+  #options: LaneOptions;
+  #queue: Job[] = [];
+  #state: AdaptiveState;
+  #workers = 0;
+  #starting = 0;
+  #idle: Array<() => void> = [];
+  #pacing = 0;
+  #sending = 0;
+  #closed = false;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #abort = new AbortController();
+  #counts = { sent: 0, deferred: 0, failed: 0 };
+
+  constructor(options: LaneOptions) {
+    this.name = options.name;
+    this.provider = options.provider;
+    this.#options = options;
+    this.#state = initialState(options.spec);
+  }
+
+  /** One attempt at sending `mail`. Resolves with nodemailer's info, rejects with an `AttemptFailure`. */
+  attempt(mail: SendMailOptions, signal?: AbortSignal): Promise<SentMessageInfo> {
+    if (this.#state.stopped) return Promise.reject(this.#stoppedFailure());
+    if (this.#closed) return Promise.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: 'mailer closed' }));
+    return new Promise((resolve, reject) => {
+      const job: Job = {
+        mail,
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const index = this.#queue.indexOf(job);
+          if (index === -1) return; // already on its way: an attempt in progress is not abandoned
+          this.#queue.splice(index, 1);
+          reject(new AttemptFailure(this.#waitDecision(), { lane: this.name, message: `gave up waiting for lane ${this.name}`, cause: signal?.reason }));
+        },
+      };
+      if (signal?.aborted) return job.onAbort();
+      signal?.addEventListener('abort', job.onAbort, { once: true });
+      this.#queue.push(job);
+      this.#pump();
+    });
+  }
+
+  /** Counts a retry scheduled for a message of this lane (for `stats()`). */
+  countDeferred(): void {
+    this.#counts.deferred++;
+  }
+
+  countFailed(): void {
+    this.#counts.failed++;
+  }
+
+  async stats(): Promise<LaneStats> {
+    const state = await this.#options.limiter.state().catch(() => this.#state);
+    const configuredRate = tightestRate(this.#options.spec);
+    const now = Date.now();
+    return {
+      provider: this.provider,
+      lane: this.name,
+      configuredRate,
+      effectiveRate: configuredRate === null ? null : configuredRate * state.rateFactor,
+      configuredConnections: this.#options.spec.maxConnections,
+      effectiveConnections: Math.max(1, Math.floor(state.connections)),
+      connections: this.#workers - this.#starting,
+      queued: this.#queue.length,
+      inFlight: this.#sending + this.#pacing,
+      ...this.#counts,
+      state: state.stopped ? 'stopped' : state.pausedUntil > now ? 'paused' : this.#workers > 0 ? 'sending' : 'idle',
+      pausedUntil: state.pausedUntil,
+    };
+  }
+
+  /** Stops taking work, fails what is queued, and closes connections once in-flight sends finish. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#wakeTimer);
+    this.#abort.abort(new Error('lane closed'));
+    for (const job of this.#queue.splice(0)) {
+      job.signal?.removeEventListener('abort', job.onAbort);
+      job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: 'mailer closed' }));
+    }
+    for (const wake of this.#idle.splice(0)) wake();
+    while (this.#workers > 0) await sleep(10);
+    this.#options.transport.close();
+  }
+
+  // Starts a connection when there is work and every open one is busy sending. A connection
+  // waiting for a rate slot means the rate binds, not the connection count: no new one then.
+  #pump(): void {
+    if (this.#closed) return;
+    for (let n = Math.min(this.#idle.length, this.#queue.length); n > 0; n--) this.#idle.shift()!();
+    if (this.#queue.length === 0 || this.#idle.length > 0 || this.#starting > 0 || this.#pacing > 0) return;
+    if (this.#state.stopped) return this.#failQueued();
+    const now = Date.now();
+    if (this.#state.pausedUntil > now) return this.#wakeAt(this.#state.pausedUntil - now);
+    if (this.#workers >= Math.min(this.#options.spec.maxConnections, this.#cap())) return;
+    void this.#worker();
+  }
+
+  async #worker(): Promise<void> {
+    this.#workers++;
+    this.#starting++;
+    let lease: Lease;
+    try {
+      lease = await this.#options.limiter.acquire(this.#abort.signal);
+    } catch (error) {
+      this.#starting--;
+      this.#workers--;
+      if (!this.#closed) {
+        this.#options.onLimiterError(error as Error);
+        this.#wakeAt(500);
+      }
+      return;
+    }
+    this.#starting--;
+    const connection = this.#options.transport.open();
+    try {
+      for (;;) {
+        const job = await this.#nextJob();
+        if (!job) break;
+        if ((await this.#send(connection, job)) === 'close') break;
+        // The cap dropped below what is open: give this connection back.
+        if (this.#workers > this.#cap()) break;
+      }
+    } finally {
+      connection.close();
+      await lease.release().catch((error: Error) => this.#options.onLimiterError(error));
+      this.#workers--;
+      this.#pump();
+    }
+  }
+
+  async #nextJob(): Promise<Job | undefined> {
+    for (;;) {
+      if (this.#closed || this.#state.stopped) return undefined;
+      if (this.#state.pausedUntil > Date.now()) {
+        this.#wakeAt(this.#state.pausedUntil - Date.now());
+        return undefined;
+      }
+      const job = this.#queue.shift();
+      if (job) {
+        job.signal?.removeEventListener('abort', job.onAbort);
+        return job;
+      }
+      const woken = await new Promise<boolean>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        const timer = setTimeout(() => {
+          this.#idle = this.#idle.filter((w) => w !== wake);
+          resolve(false);
+        }, CONNECTION_IDLE_MS);
+        this.#idle.push(wake);
+      });
+      if (!woken) return undefined;
+    }
+  }
+
+  /** One attempt on an open connection. Returns `'close'` when this connection must not be used again. */
+  async #send(connection: Connection, job: Job): Promise<'keep' | 'close'> {
+    const { limiter } = this.#options;
+    this.#pacing++;
+    try {
+      const reservation = await limiter.reserve();
+      this.#state = reservation.state;
+      if (reservation.state.stopped) {
+        job.reject(this.#stoppedFailure());
+        this.#failQueued();
+        return 'close';
+      }
+      await sleep(reservation.waitMs);
+    } catch (error) {
+      // The limiter failed (Redis down): the attempt did not happen; the retry loop tries again.
+      this.#options.onLimiterError(error as Error);
+      job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `limiter unavailable: ${(error as Error).message}`, cause: error }));
+      return 'close';
+    } finally {
+      this.#pacing--;
+    }
+
+    this.#sending++;
+    this.#pump();
+    let info: SentMessageInfo;
+    try {
+      info = await connection.send(job.mail);
+    } catch (error) {
+      this.#sending--;
+      return this.#failed(job, error);
+    }
+    this.#sending--;
+    this.#counts.sent++;
+    job.resolve(info);
+    if (this.#state.rateFactor < 1 || this.#state.connections < this.#options.spec.maxConnections) {
+      await this.#apply(onSuccess(this.#options.controller));
+    }
+    return 'keep';
+  }
+
+  async #failed(job: Job, error: unknown): Promise<'keep' | 'close'> {
+    const decision = classifySmtpError(error);
+    const err = error as { responseCode?: number; response?: string; message?: string };
+    const reply = { responseCode: err.responseCode, response: this.#options.redact(err.response || err.message) };
+    const { controller, limiter } = this.#options;
+    let outcome: 'keep' | 'close' = 'keep';
+    switch (decision.kind) {
+      case 'rate-limited':
+        if (this.#options.spec.windows.length > 0) await this.#throttle('slow-down', decision, reply, onRateLimited(controller));
+        // A lane without a rate cannot slow its rate down: it pauses for a moment instead.
+        if (decision.retryAfterMs || this.#options.spec.windows.length === 0) {
+          await this.#throttle('pause', decision, reply, pauseFor(decision.retryAfterMs ?? controller.cooldownMs, 'retry-after'));
+        }
+        break;
+      case 'connection-limited': {
+        // The server refused this connection for having too many open: count what is open now.
+        const held = this.#options.transport.ownsConnections ? await limiter.held().catch(() => undefined) : undefined;
+        await this.#throttle('fewer-connections', decision, reply, onConnectionLimited(controller, held));
+        outcome = 'close';
+        break;
+      }
+      case 'quota-exceeded':
+        await this.#throttle('pause', decision, reply, pauseFor(decision.retryAfterMs ?? this.#options.quotaPauseMs, 'quota-exceeded'));
+        break;
+      case 'auth':
+        // Bad credentials: stop the provider, do not hammer it with every pending message.
+        await this.#throttle('stop', decision, reply, stop(`authentication failed: ${reply.response ?? 'no reply'}`));
+        outcome = 'close';
+        break;
+      default:
+        break;
+    }
+    job.reject(new AttemptFailure(decision, { ...reply, lane: this.name, cause: error }));
+    if (this.#state.stopped) this.#failQueued();
+    return outcome;
+  }
+
+  async #throttle(action: ThrottleEvent['action'], decision: Decision, reply: { responseCode: number | undefined; response: string | undefined }, transition: StateTransition): Promise<void> {
+    const before = this.#state;
+    const after = await this.#apply(transition);
+    if (after === before || sameState(before, after)) return;
+    const rate = tightestRate(this.#options.spec);
+    this.#options.onThrottle({
+      provider: this.provider,
+      lane: this.name,
+      action,
+      decision: decision.kind,
+      responseCode: reply.responseCode,
+      response: reply.response,
+      rate: rate === null ? Infinity : rate * after.rateFactor,
+      connections: Math.max(1, Math.floor(after.connections)),
+      pausedUntil: after.pausedUntil,
+    });
+  }
+
+  async #apply(transition: StateTransition): Promise<AdaptiveState> {
+    try {
+      this.#state = await this.#options.limiter.update(transition);
+    } catch (error) {
+      // Keep the slow-down locally at least, so this process does not hammer while Redis is away.
+      this.#options.onLimiterError(error as Error);
+      this.#state = transition(this.#state, Date.now()) ?? this.#state;
+    }
+    return this.#state;
+  }
+
+  #failQueued(): void {
+    for (const job of this.#queue.splice(0)) {
+      job.signal?.removeEventListener('abort', job.onAbort);
+      job.reject(this.#stoppedFailure());
+    }
+  }
+
+  #stoppedFailure(): AttemptFailure {
+    return new AttemptFailure({ kind: 'auth' }, { lane: this.name, message: `provider ${this.provider} is stopped: ${this.#state.stopped}`, response: this.#state.stopped ?? undefined });
+  }
+
+  /** What a message that timed out in the queue failed of: the lane's reason for holding it back. */
+  #waitDecision(): Decision {
+    if (this.#state.pausedUntil > Date.now() && this.#state.pauseReason === 'quota-exceeded') return { kind: 'quota-exceeded' };
+    return { kind: 'transient' };
+  }
+
+  #cap(): number {
+    return Math.max(1, Math.floor(this.#state.connections));
+  }
+
+  #wakeAt(ms: number): void {
+    if (this.#wakeTimer || this.#closed) return;
+    this.#wakeTimer = setTimeout(
+      () => {
+        this.#wakeTimer = undefined;
+        void this.#options.limiter
+          .state()
+          .then((state) => {
+            this.#state = state;
+          })
+          .catch(() => {})
+          .finally(() => this.#pump());
+      },
+      Math.max(10, ms),
+    );
+  }
+}
+
+function tightestRate(spec: LaneSpec): number | null {
+  if (spec.windows.length === 0) return null;
+  return Math.min(...spec.windows.map((w) => (w.max / w.perMs) * 1000));
+}
+
+function sameState(a: AdaptiveState, b: AdaptiveState): boolean {
+  return a.rateFactor === b.rateFactor && Math.floor(a.connections) === Math.floor(b.connections) && a.pausedUntil === b.pausedUntil && a.stopped === b.stopped;
+}

@@ -1,0 +1,60 @@
+import nodemailer from 'nodemailer';
+import type { SendMailOptions, SentMessageInfo, SMTPPoolOptions, Transport, Transporter } from 'nodemailer';
+
+/** One connection slot's way to send: a single pooled SMTP connection, or a shared custom transport. */
+export interface Connection {
+  send(mail: SendMailOptions): Promise<SentMessageInfo>;
+  close(): void;
+}
+
+export interface TransportFactory {
+  /** Whether `open()` makes a real connection of its own (SMTP) or shares one transport (custom). */
+  readonly ownsConnections: boolean;
+  open(): Connection;
+  close(): void;
+}
+
+export type TransportInput = string | Record<string, unknown> | Transporter | Transport;
+
+/**
+ * SMTP options become one pooled transport per connection slot (`maxConnections: 1`), so that a
+ * lease is exactly one open connection and the fleet's connection cap is the server's view too.
+ * nodemailer's own pacing and requeueing stay off: a requeue after a dropped connection could send
+ * a message twice, and retry happens in one place.
+ */
+export function createTransportFactory(input: TransportInput, maxMessagesPerConnection: number): TransportFactory {
+  if (typeof input === 'object' && input !== null && typeof (input as Transporter).sendMail === 'function') {
+    return shared(input as Transporter, false);
+  }
+  if (typeof input === 'object' && input !== null && typeof (input as Transport).send === 'function') {
+    return shared(nodemailer.createTransport(input as Transport), true);
+  }
+  const base = typeof input === 'string' ? { url: input } : input;
+  return {
+    ownsConnections: true,
+    open() {
+      const transporter = nodemailer.createTransport({
+        ...base,
+        pool: true,
+        maxConnections: 1,
+        maxMessages: maxMessagesPerConnection,
+        maxRequeues: 0,
+      } as SMTPPoolOptions & { pool: true });
+      return {
+        send: (mail) => transporter.sendMail(mail),
+        close: () => transporter.close(),
+      };
+    },
+    close() {},
+  };
+}
+
+function shared(transporter: Transporter, ours: boolean): TransportFactory {
+  return {
+    ownsConnections: false,
+    open: () => ({ send: (mail) => transporter.sendMail(mail), close() {} }),
+    close() {
+      if (ours) transporter.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import type { AdaptiveState, StateTransition } from '../lanes/controller.js';
+
+/** One rate window of a lane, in the form the limiter uses. */
+export interface RateWindowSpec {
+  /** Sends admitted per `perMs`. */
+  max: number;
+  perMs: number;
+  /** How many sends may go back to back after an idle period (GCRA burst tolerance). */
+  burst: number;
+}
+
+/** The configured limits of one lane. The adaptive state scales them down at run time. */
+export interface LaneSpec {
+  windows: readonly RateWindowSpec[];
+  maxConnections: number;
+}
+
+/** A granted connection slot. Release it when the connection closes. */
+export interface Lease {
+  readonly id: string;
+  release(): Promise<void>;
+}
+
+export interface Reservation {
+  /** How long to wait before sending, in milliseconds. The slot is booked: do not call `reserve()` again for it. */
+  waitMs: number;
+  /** The lane's adaptive state as of the reservation. When `stopped` is set, nothing was booked. */
+  state: AdaptiveState;
+}
+
+/**
+ * The limits of one lane, wherever they are kept. Every method is safe to call from many
+ * concurrent sends and, for shared implementations, from many processes.
+ */
+export interface LaneLimiter {
+  readonly key: string;
+  /**
+   * Books the next send slot in every rate window at the lane's effective rate, not before the
+   * lane's pause ends, and says how long to wait for it. One call per attempt.
+   */
+  reserve(): Promise<Reservation>;
+  /** Waits for a connection slot under the lane's effective connection cap. Rejects with the signal's reason on abort. */
+  acquire(signal?: AbortSignal): Promise<Lease>;
+  /** The lane's adaptive state now. */
+  state(): Promise<AdaptiveState>;
+  /** Applies a controller transition atomically (for every process sharing the lane) and returns the new state. */
+  update(transition: StateTransition): Promise<AdaptiveState>;
+  /** Connection slots held now (by every process sharing the lane). */
+  held(): Promise<number>;
+}
+
+/** Where lane limits live: this process (`memory`) or Redis, shared by every process. */
+export interface Limiter {
+  readonly kind: 'memory' | 'redis';
+  lane(key: string, spec: LaneSpec): LaneLimiter;
+  close(): Promise<void>;
+}

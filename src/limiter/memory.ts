@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import { initialState, type AdaptiveState, type StateTransition } from '../lanes/controller.js';
+import { gcraReserve } from './gcra.js';
+import type { LaneLimiter, LaneSpec, Lease, Limiter, Reservation } from './limiter.js';
+
+export interface MemoryLimiterOptions {
+  /** Clock in epoch milliseconds. @default Date.now */
+  now?: () => number;
+}
+
+/** Lane limits kept in this process: the same GCRA and semaphore as the Redis limiter, without Redis. */
+export function createMemoryLimiter(options: MemoryLimiterOptions = {}): Limiter {
+  const now = options.now ?? Date.now;
+  const lanes = new Map<string, MemoryLane>();
+  return {
+    kind: 'memory',
+    lane(key, spec) {
+      let lane = lanes.get(key);
+      if (!lane) {
+        lane = new MemoryLane(key, spec, now);
+        lanes.set(key, lane);
+      }
+      return lane;
+    },
+    async close() {
+      for (const lane of lanes.values()) lane.close();
+      lanes.clear();
+    },
+  };
+}
+
+interface Waiter {
+  resolve: (lease: Lease) => void;
+  reject: (reason: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+}
+
+class MemoryLane implements LaneLimiter {
+  readonly key: string;
+  #spec: LaneSpec;
+  #now: () => number;
+  #tats: number[];
+  #state: AdaptiveState;
+  #holders = new Set<string>();
+  #waiters: Waiter[] = [];
+
+  constructor(key: string, spec: LaneSpec, now: () => number) {
+    this.key = key;
+    this.#spec = spec;
+    this.#now = now;
+    this.#tats = spec.windows.map(() => 0);
+    this.#state = initialState(spec);
+  }
+
+  async reserve(): Promise<Reservation> {
+    const state = this.#state;
+    if (state.stopped) return { waitMs: 0, state };
+    const now = this.#now();
+    const { at, tats } = gcraReserve(this.#tats, this.#spec.windows, state.rateFactor, now, state.pausedUntil);
+    this.#tats = tats;
+    return { waitMs: at - now, state };
+  }
+
+  acquire(signal?: AbortSignal): Promise<Lease> {
+    signal?.throwIfAborted();
+    if (this.#waiters.length === 0 && this.#holders.size < this.#cap()) {
+      return Promise.resolve(this.#grant());
+    }
+    return new Promise<Lease>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          reject(signal?.reason);
+        },
+      };
+      signal?.addEventListener('abort', waiter.onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  async state(): Promise<AdaptiveState> {
+    return this.#state;
+  }
+
+  async update(transition: StateTransition): Promise<AdaptiveState> {
+    const next = transition(this.#state, this.#now());
+    if (next) {
+      this.#state = next;
+      this.#wake();
+    }
+    return this.#state;
+  }
+
+  async held(): Promise<number> {
+    return this.#holders.size;
+  }
+
+  close(): void {
+    for (const waiter of this.#waiters) {
+      waiter.signal?.removeEventListener('abort', waiter.onAbort);
+      waiter.reject(new Error('limiter closed'));
+    }
+    this.#waiters = [];
+  }
+
+  #cap(): number {
+    return Math.max(1, Math.floor(this.#state.connections));
+  }
+
+  #grant(): Lease {
+    const id = randomUUID();
+    this.#holders.add(id);
+    return {
+      id,
+      release: async () => {
+        if (this.#holders.delete(id)) this.#wake();
+      },
+    };
+  }
+
+  #wake(): void {
+    while (this.#waiters.length > 0 && this.#holders.size < this.#cap()) {
+      const waiter = this.#waiters.shift()!;
+      waiter.signal?.removeEventListener('abort', waiter.onAbort);
+      waiter.resolve(this.#grant());
+    }
+  }
+}

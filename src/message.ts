@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import addressparser from 'nodemailer/lib/addressparser';
+import type { SendMailOptions } from 'nodemailer';
+
+/** A message: nodemailer's `SendMailOptions`, plus an idempotency key and a lane. */
+export interface Message extends SendMailOptions {
+  /** Idempotency key: a batch sends each `id` once. Also names the message in events and errors. */
+  id?: string;
+  /** The provider to send through. @default the first provider */
+  provider?: string;
+}
+
+export interface PreparedMessage {
+  id: string | undefined;
+  provider: string | undefined;
+  /** What goes to nodemailer: `id` and `provider` removed, a `messageId` fixed for every attempt. */
+  mail: SendMailOptions;
+  recipients: string[];
+}
+
+type AddressInput = SendMailOptions['to'];
+
+/**
+ * Checks a message and readies it for sending, or says what is wrong with it. The Message-ID is
+ * fixed here, once, so that every retry carries the same one and receivers can tell duplicates.
+ */
+export function prepareMessage(message: Message): PreparedMessage | { problem: string } {
+  if (typeof message !== 'object' || message === null) return { problem: 'expected a message object' };
+  const { id, provider, ...mail } = message;
+  if (id !== undefined && (typeof id !== 'string' || id.length === 0)) return { problem: 'message id must be a non-empty string' };
+  const envelopeTo = mail.envelope && typeof mail.envelope === 'object' ? (mail.envelope as { to?: AddressInput }).to : undefined;
+  const listed = envelopeTo !== undefined ? addresses(envelopeTo) : [...addresses(mail.to), ...addresses(mail.cc), ...addresses(mail.bcc)];
+  if (listed.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)' };
+  const malformed = listed.find((address) => !isAddress(address));
+  if (malformed !== undefined) return { problem: `malformed recipient address ${JSON.stringify(malformed)}` };
+  if (!mail.messageId) mail.messageId = `<${randomUUID()}@${senderDomain(mail.from)}>`;
+  return { id, provider, mail, recipients: listed };
+}
+
+/** Every address of an address field, however it was written. */
+export function addresses(input: AddressInput): string[] {
+  if (input === undefined || input === null || input === '') return [];
+  const items: unknown[] = Array.isArray(input) ? (input as unknown[]).flat(4) : [input];
+  const out: string[] = [];
+  for (const item of items) {
+    if (typeof item === 'string') {
+      const parsed = addressparser(item, { flatten: true }).map((entry) => entry.address || entry.name).filter(Boolean);
+      // Text that parses to no address at all is kept as it is, so that it is reported as malformed.
+      out.push(...(parsed.length > 0 ? parsed : item.trim() ? [item.trim()] : []));
+    } else if (item && typeof item === 'object' && typeof (item as { address?: unknown }).address === 'string') {
+      out.push((item as { address: string }).address);
+    }
+  }
+  return [...new Set(out)];
+}
+
+function isAddress(address: string): boolean {
+  const at = address.lastIndexOf('@');
+  return at > 0 && at < address.length - 1 && !/\s/.test(address) && !address.slice(at + 1).startsWith('.');
+}
+
+function senderDomain(from: SendMailOptions['from']): string {
+  const [address] = addresses(from);
+  const domain = address?.split('@')[1];
+  return domain && /^[A-Za-z0-9.-]+$/.test(domain) ? domain : 'mailpacer.invalid';
+}

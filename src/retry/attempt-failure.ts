@@ -1,0 +1,18 @@
+import type { Decision } from '../smtp/decision.js';
+
+/** One failed attempt, as the lane reports it to the retry loop. Internal: users see `DeliveryError`. */
+export class AttemptFailure extends Error {
+  override name = 'AttemptFailure' as const;
+  readonly decision: Decision;
+  readonly responseCode: number | undefined;
+  readonly response: string | undefined;
+  readonly lane: string;
+
+  constructor(decision: Decision, details: { responseCode?: number | undefined; response?: string | undefined; lane: string; message?: string; cause?: unknown }) {
+    super(details.message ?? details.response ?? decision.kind, { cause: details.cause });
+    this.decision = decision;
+    this.responseCode = details.responseCode;
+    this.response = details.response;
+    this.lane = details.lane;
+  }
+}

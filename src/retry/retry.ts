@@ -1,0 +1,92 @@
+import pRetry, { AbortError } from 'p-retry';
+import type { RetryConfig } from '../config/schema.js';
+import { AttemptFailure } from './attempt-failure.js';
+import { consumesRetry, isRetryable, retryDelay } from './backoff.js';
+import { sleep } from './sleep.js';
+
+export interface AttemptContext {
+  /** The attempt, from 1. */
+  attempt: number;
+  /** Epoch ms after which the message must not wait any longer (first attempt + `maxRetryTime`). */
+  deadline: number;
+}
+
+export interface RetryInfo {
+  attempt: number;
+  retriesLeft: number;
+  delayMs: number;
+  failure: AttemptFailure;
+}
+
+export interface RetryLoopOptions {
+  retry: Pick<RetryConfig, 'retries' | 'minDelay' | 'maxDelay' | 'factor' | 'greylistDelay' | 'maxRetryTime'>;
+  signal?: AbortSignal | undefined;
+  /** Called before each wait, with the delay chosen. */
+  onRetry?: (info: RetryInfo) => void;
+  random?: () => number;
+  now?: () => number;
+}
+
+/** Why the loop stopped without a success: the last failure and how many attempts it took. */
+export class RetryStopped extends Error {
+  override name = 'RetryStopped' as const;
+  constructor(
+    readonly failure: AttemptFailure,
+    readonly attempts: number,
+    readonly reason: 'not-retryable' | 'retries-exhausted' | 'deadline',
+  ) {
+    super(failure.message, { cause: failure });
+  }
+}
+
+/**
+ * Runs `attempt` until it succeeds, through p-retry: p-retry counts retries and enforces
+ * `maxRetryTime`; the delay is ours (`retryDelay`), because it depends on what the server said
+ * (greylisting, a named delay, a refused connection) and p-retry only knows exponential steps.
+ * Throws `RetryStopped` when it gives up, or the signal's reason when aborted.
+ */
+export async function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
+  const { retry } = options;
+  const now = options.now ?? Date.now;
+  const deadline = now() + retry.maxRetryTime;
+  let attempts = 0;
+  let consumed = 0;
+  let refusals = 0;
+
+  const value = await pRetry(
+    async (attemptNumber) => {
+      attempts = attemptNumber;
+      try {
+        return await attempt({ attempt: attemptNumber, deadline });
+      } catch (error) {
+        if (error instanceof AttemptFailure) throw error;
+        // Anything else is a bug or an abort: stop without retrying.
+        throw new AbortError(error instanceof Error ? error : new Error(String(error)));
+      }
+    },
+    {
+      retries: retry.retries,
+      // The delay is applied in onFailedAttempt; p-retry's own is zero.
+      minTimeout: 0,
+      maxTimeout: 0,
+      maxRetryTime: retry.maxRetryTime,
+      ...(options.signal ? { signal: options.signal } : {}),
+      shouldConsumeRetry: ({ error }) => consumesRetry((error as AttemptFailure).decision),
+      shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).decision),
+      onFailedAttempt: async ({ error, retriesLeft }) => {
+        const failure = error as AttemptFailure;
+        const { decision } = failure;
+        if (!isRetryable(decision)) throw new RetryStopped(failure, attempts, 'not-retryable');
+        const consumes = consumesRetry(decision);
+        if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');
+        const delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
+        if (now() + delayMs >= deadline) throw new RetryStopped(failure, attempts, 'deadline');
+        if (consumes) consumed++;
+        else if (decision.kind === 'connection-limited') refusals++;
+        options.onRetry?.({ attempt: attempts, retriesLeft: consumes ? retriesLeft - 1 : retriesLeft, delayMs, failure });
+        await sleep(delayMs, options.signal);
+      },
+    },
+  );
+  return { value, attempts };
+}

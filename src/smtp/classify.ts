@@ -1,0 +1,264 @@
+import type { Decision, DecisionKind, SmtpErrorLike } from './decision.js';
+
+/** One case-insensitive pattern from alternatives, so that each group reads as a list of phrasings. */
+const anyOf = (...phrasings: string[]): RegExp => new RegExp(phrasings.join('|'), 'i');
+
+// Word patterns, grouped by meaning rather than by server, so that a new server's wording
+// falls into the group of what it means. byWords reads them in this order.
+
+/** Greylisting names itself, in every spelling ("greylisted", "graylisting", "grey-list"). */
+const GREYLIST = anyOf('gr[ae]y[ -]?list');
+/** One recipient receives too fast: retry that message later; the lane's pace is not the cause. */
+const RECIPIENT_THROTTLE = anyOf(
+  'receiving (?:mail|messages?|e-?mails?) (?:too (?:quickly|fast)|at a rate)',
+  '\\b(?:user|recipient|mailbox)\\b[^.]{0,40}(?:receiving too much|too quickly|too fast)',
+  'recipient rate',
+  'too many (?:messages|mails?|e-?mails?) (?:for|to) (?:this|the) (?:user|recipient|mailbox)',
+);
+/** The recipient's mailbox is full. Said with "quota" too, so it is read before QUOTA. */
+const MAILBOX_FULL = anyOf(
+  'mailbox\\b[^.]{0,30}\\b(?:full|quota|size)', 'inbox is full', 'over ?quota',
+  'exceeded (?:its |the )?storage', 'storage allocation', 'disk quota',
+);
+/** Our account's sending quota for a window is spent. Wins over generic throttling words. */
+const QUOTA = anyOf(
+  'quota ?exceeded', 'exceeded\\b[^.]{0,20}\\bquota', '\\b(?:sending|send|message|daily|hourly|submission)\\b[^.]{0,20}\\bquota',
+  'daily\\b[^.]{0,40}\\blimit', 'limit\\b[^.]{0,20}\\b(?:for|of) the day',
+  'credits? (?:exceeded|exhausted)', 'out of credits', // SendGrid-style plans
+);
+/** On a 5xx, reputation or policy words make it a block, even when the text also mentions a rate. */
+const BLOCKED = anyOf('black ?list', 'block ?list', 'blocked using', '\\blisted (?:at|in|on|by)\\b', 'spam', 'reputation', 'dnsbl', '\\bpolicy\\b');
+/** Too many simultaneous connections or sessions: open fewer. */
+const CONNECTIONS = anyOf(
+  'too many\\b[^.]{0,30}\\b(?:connections|sessions)', 'concurrent\\b[^.]{0,30}\\bconnections',
+  'connection (?:limit|rate|count)', '\\b(?:max(?:imum)?|number of)\\b[^.]{0,20}\\bconnections', 'connections? per (?:ip|host|client)',
+);
+/** Too many messages per unit of time: send slower. */
+const RATE = anyOf(
+  'rate[ -]?(?:limit|overlimit)', 'rate (?:was |has been )?exceeded', '\\b(?:sending|send|submission|message|mail) rate', 'unusual rate',
+  'too (?:much|many) (?:mail|messages|e-?mails|recipients)\\b', 'throttl', '(?:unexpected|high|unusual) volume',
+  'slow down', 'sending too (?:fast|quickly)', '\\b(?:server|system|service) (?:is )?(?:too )?busy',
+);
+/** The server itself has trouble (read on 4xx only): retry with backoff; our pace is not the cause. */
+const SYSTEM_TROUBLE = anyOf(
+  '\\b(?:service|system) (?:not available|unavailable)', 'temporar(?:y|ily)\\b[^.]{0,20}\\b(?:problem|failure|error|unavailable)',
+  'local (?:problem|error)', 'lookup fail', 'insufficient (?:system )?storage', '(?:queue|file) write error', 'internal (?:server )?error',
+);
+/** Our credentials were refused. Trusted only with a 53x reply or no reply at all (see byWords). */
+const AUTH_WORDS = anyOf(
+  'authenticat\\w* (?:failed|failure|unsuccessful|required|credentials invalid)', 'invalid (?:login|credentials|user ?name|password)',
+  'user ?name and password not accepted', '(?:bad|incorrect) (?:credentials|user ?name|password)', 'not authenticated',
+  'application-specific password', 'log ?in via your web browser', 'login (?:denied|failed|incorrect)',
+);
+/** "try again later" on a 421 with no other cue: how the big receivers say "slow down" (Gmail, Yahoo). */
+const DEFERRAL = anyOf('try (?:again )?later', 'deferr', 'come back later');
+/** The envelope has more recipients than the server takes in one transaction. */
+const TOO_MANY_RECIPIENTS = /too many recipients/i;
+const AUTH_COMMAND = /^AUTH\b/i;
+
+// nodemailer codes (and Node system codes), read after the reply, which says more when there is one.
+const AUTH_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2']);
+/** The message or the configuration is wrong; sending it again fails the same way. */
+const PERMANENT_CODES = new Set(['EENVELOPE', 'EMESSAGE', 'ECONFIG', 'EREQUIRETLS', 'EFILEACCESS', 'EURLACCESS', 'EOTP', 'ERR_ACCESS_DENIED']);
+/** The network or the session failed, not the message: try again. */
+const TRANSIENT_CODES = new Set([
+  'ECONNECTION', 'ECONNRESET', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'ESOCKET', 'EDNS', 'ETLS', 'EPROTOCOL',
+  'ESTREAM', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPROXY', 'EFETCH', 'EMAXLIMIT', 'EABORT',
+]);
+
+/** A reply code at the start of a reply, or one just before an enhanced status code ("Invalid login: 535-5.7.8 ..."). */
+const REPLY_CODE = /^\s*([2-5]\d\d)(?=[ -]|$)|\b([2-5]\d\d)[ -][245]\.\d{1,3}\.\d{1,3}/;
+/** RFC 3463 class.subject.detail, only where it belongs: first in the reply or right after the reply code. */
+const ENHANCED_STATUS = /(?:^\s*|\b[2-5]\d\d[ -]\s*)([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)/;
+
+/** A delay introduced by a phrase ("try again in", "retry after", "wait", "for"), with a unit or as hh:mm:ss. */
+const DELAY = new RegExp(
+  '(?<!(?:messages?|e?-?mails?|recipients?|connections?|sessions?|attempts?|requests?)\\s+)' + // a window, not a delay: "100 messages in 1 hour"
+    '\\b(?:in|after|wait|for)\\s+(?:(?:at least|about|approximately|around|another|up to)\\s+)?' + // the phrase
+    '(?:(\\d{1,3}):([0-5]\\d):([0-5]\\d)\\b' + // hh:mm:ss
+    '|(?:(\\d+(?:\\.\\d+)?)\\s*|(?:an?|one)\\s+)(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\\b)', // amount and unit
+  'i',
+);
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+interface Reply {
+  replyCode?: number;
+  status?: { subject: number; detail: number };
+  text: string;
+  code?: string;
+  command?: string;
+}
+
+type Step = (r: Reply) => DecisionKind | undefined;
+/** The evidence, in the order that decides when it disagrees (each step is below). */
+const STEPS: Step[] = [byReplyCode, byStatus, byWords, byStatusDefault, byCode, byCommand, byReplyClass];
+
+/**
+ * What an SMTP reply or a nodemailer error means for the sender. Pure; never throws.
+ *
+ * Evidence is read in a fixed order, and the first step that can tell decides: the reply code,
+ * the enhanced status code, the words, then nodemailer's `code`, then the `command`.
+ * A 421 at the greeting (nodemailer `code: 'ECONNECTION'`, `responseCode: 421`) is read by its
+ * 421 and its text, not as a dropped connection.
+ *
+ * @example classifySmtpError('421 4.7.0 Too many connections') // { kind: 'connection-limited' }
+ * @example classifySmtpError('451 4.7.1 Greylisted, come back in 00:05:00') // { kind: 'greylisted', retryAfterMs: 300000 }
+ */
+export function classifySmtpError(input: SmtpErrorLike | string | Error | unknown): Decision {
+  try {
+    const reply = toReply(input);
+    if (!reply) return { kind: 'transient' };
+    const kind = STEPS.reduce<DecisionKind | undefined>((found, step) => found ?? step(reply), undefined) ?? 'transient';
+    // A delay only matters when the message will be tried again.
+    const retryAfterMs = kind === 'permanent' || kind === 'auth' ? undefined : parseRetryAfter(reply.text);
+    return retryAfterMs === undefined ? { kind } : { kind, retryAfterMs };
+  } catch {
+    return { kind: 'transient' };
+  }
+}
+
+/**
+ * Whether the server refused the envelope for having too many recipients (452 4.5.3), so the
+ * sender must split it and send the rest in another transaction. Pure; never throws.
+ */
+export function isTooManyRecipients(input: SmtpErrorLike | string | Error | unknown): boolean {
+  try {
+    const reply = toReply(input);
+    return reply ? tooManyRecipients(reply) : false;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The delay a reply asks for, in milliseconds: "try again in 5 minutes", "retry after 2 hours",
+ * "please wait 30s", "come back in 00:05:00". A number without a unit ("(10)", "(S77714)",
+ * "4.16.55.1") is not a delay, nor is a window ("100 messages in 1 hour").
+ */
+export function parseRetryAfter(text: string): number | undefined {
+  if (typeof text !== 'string') return undefined;
+  const m = DELAY.exec(text);
+  if (!m) return undefined;
+  const [, hh, mm, ss, amount, unit] = m;
+  const ms =
+    hh !== undefined
+      ? (Number(hh) * 3600 + Number(mm) * 60 + Number(ss)) * 1000
+      : (amount !== undefined ? Number(amount) : 1) * unitMs(unit ?? ''); // "a minute", "an hour"
+  return ms > 0 && Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+function unitMs(unit: string): number {
+  const u = unit.toLowerCase();
+  // "ms" and "milliseconds" start with "m" like minutes; tell them apart first.
+  return UNIT_MS[u === 'ms' || u.startsWith('milli') ? 'ms' : u.charAt(0)] ?? 0;
+}
+
+function toReply(input: unknown): Reply | undefined {
+  if (typeof input === 'string') return withCodes({ text: input });
+  if (typeof input !== 'object' || input === null) return undefined;
+  const o = input as Record<string, unknown>;
+  const response = typeof o.response === 'string' ? o.response : '';
+  const message = typeof o.message === 'string' ? o.message : '';
+  const reply: Reply = { text: response.trim() !== '' ? response : message };
+  const responseCode = typeof o.responseCode === 'string' ? Number(o.responseCode) : o.responseCode;
+  if (typeof responseCode === 'number' && Number.isInteger(responseCode) && responseCode >= 200 && responseCode < 600) {
+    reply.replyCode = responseCode;
+  }
+  if (typeof o.code === 'string') reply.code = o.code.toUpperCase();
+  if (typeof o.command === 'string') reply.command = o.command;
+  return withCodes(reply);
+}
+
+/** Fills in what the text itself says; a `responseCode` field wins over the text. */
+function withCodes(reply: Reply): Reply {
+  const code = REPLY_CODE.exec(reply.text);
+  const parsed = code ? Number(code[1] ?? code[2]) : undefined;
+  if (reply.replyCode === undefined && parsed !== undefined) reply.replyCode = parsed;
+  const status = ENHANCED_STATUS.exec(reply.text);
+  if (status) reply.status = { subject: Number(status[2]), detail: Number(status[3]) };
+  return reply;
+}
+
+const is4xx = (r: Reply): boolean => r.replyCode !== undefined && r.replyCode >= 400 && r.replyCode < 500;
+const is5xx = (r: Reply): boolean => r.replyCode !== undefined && r.replyCode >= 500 && r.replyCode < 600;
+const statusIs = (r: Reply, subject: number, detail?: number): boolean =>
+  r.status !== undefined && r.status.subject === subject && (detail === undefined || r.status.detail === detail);
+
+function tooManyRecipients(r: Reply): boolean {
+  if (r.code === 'EMAXRECIPIENTS' || statusIs(r, 5, 3)) return true;
+  // RFC 5321 4.5.3.1.10: 452 is right for this, and a 552 must be read as temporary too.
+  // With an X.7.x status the same words are a per-client recipient *rate* (Postfix), not this.
+  return (r.replyCode === 452 || r.replyCode === 552) && TOO_MANY_RECIPIENTS.test(r.text) && !statusIs(r, 7);
+}
+
+/** Step 1: reply codes that decide alone. */
+function byReplyCode(r: Reply): DecisionKind | undefined {
+  if (r.replyCode === 534 || r.replyCode === 535) return 'auth';
+  if (r.replyCode !== undefined && r.replyCode >= 530 && r.replyCode < 540 && AUTH_WORDS.test(r.text)) return 'auth';
+  if (tooManyRecipients(r)) return 'transient'; // the sender splits the envelope
+  return undefined;
+}
+
+/** Step 2: enhanced status codes that decide before the words. */
+function byStatus(r: Reply): DecisionKind | undefined {
+  // X.7.8/X.7.9 are credentials, but Yahoo sends "554 5.7.9 ... policy reasons" for a block.
+  if (is5xx(r) && (statusIs(r, 7, 8) || statusIs(r, 7, 9)) && !BLOCKED.test(r.text)) return 'auth';
+  // X.2.2 mailbox full: its "quota" is the recipient's, never our sending quota.
+  if (statusIs(r, 2, 2)) return is5xx(r) ? 'permanent' : 'transient';
+  return undefined;
+}
+
+/** Step 3: the meaning of the words, most specific first. */
+function byWords(r: Reply): DecisionKind | undefined {
+  const t = r.text;
+  if (t === '') return undefined;
+  if (GREYLIST.test(t)) return 'greylisted';
+  if (RECIPIENT_THROTTLE.test(t)) return 'recipient-throttled';
+  if (MAILBOX_FULL.test(t)) return is5xx(r) ? 'permanent' : 'transient';
+  if (QUOTA.test(t)) return 'quota-exceeded';
+  if (is5xx(r) && BLOCKED.test(t)) return 'permanent';
+  if (CONNECTIONS.test(t)) return 'connection-limited';
+  if (RATE.test(t)) return 'rate-limited';
+  if (!is5xx(r) && SYSTEM_TROUBLE.test(t)) return 'transient';
+  // Without a reply, the words are nodemailer's own ("Invalid login"); with a non-53x reply,
+  // "authentication failed" is more often SPF/DKIM/DMARC than our credentials.
+  if (r.replyCode === undefined && AUTH_WORDS.test(t)) return 'auth';
+  return undefined;
+}
+
+/** Step 4: what an enhanced status code means when the words said nothing. */
+function byStatusDefault(r: Reply): DecisionKind | undefined {
+  if (statusIs(r, 4, 5) || statusIs(r, 7, 28)) return 'rate-limited'; // mail system congestion; Gmail's rate limit
+  if (!is4xx(r)) return undefined;
+  if (statusIs(r, 2, 1)) return 'recipient-throttled'; // mailbox temporarily disabled or throttled
+  if (statusIs(r, 3) || statusIs(r, 4)) return 'transient'; // their system or network, not our pace
+  return undefined;
+}
+
+/** Step 5: nodemailer's code. A reply, when there is one, says more than the code. */
+function byCode(r: Reply): DecisionKind | undefined {
+  if (r.code === undefined) return undefined;
+  if (AUTH_CODES.has(r.code) && (r.replyCode === undefined || is5xx(r))) return 'auth';
+  if (r.replyCode !== undefined) return undefined;
+  if (PERMANENT_CODES.has(r.code)) return 'permanent';
+  if (TRANSIENT_CODES.has(r.code)) return 'transient';
+  return undefined;
+}
+
+/** Step 6: the command that failed. */
+function byCommand(r: Reply): DecisionKind | undefined {
+  if (r.command === undefined) return undefined;
+  if (AUTH_COMMAND.test(r.command) && is5xx(r)) return 'auth';
+  if (r.command === 'CONN' && r.replyCode === undefined) return 'transient';
+  return undefined;
+}
+
+/** Step 7: the reply class. */
+function byReplyClass(r: Reply): DecisionKind | undefined {
+  // A bare 421 is "service not available, closing channel"; with "try again later" it is a deferral.
+  if (r.replyCode === 421) return DEFERRAL.test(r.text) ? 'rate-limited' : 'transient';
+  if (r.replyCode === 503) return 'transient'; // bad sequence: the session's fault, not the message's
+  if (is4xx(r)) return 'transient';
+  if (is5xx(r)) return 'permanent';
+  return undefined;
+}

@@ -1,0 +1,190 @@
+import { SMTPServer } from 'smtp-server';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMailer, isDeliveryError, type Mailer, type MailerEvents, type MailerOptions } from '../src/index.js';
+import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../src/testing/index.js';
+
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+async function server(options: Parameters<typeof startThrottlingSmtpServer>[0] = {}): Promise<ThrottlingSmtpServer> {
+  const srv = await startThrottlingSmtpServer(options);
+  cleanup.push(() => srv.close());
+  return srv;
+}
+
+function mailer(options: MailerOptions): Mailer {
+  const m = createMailer(options);
+  cleanup.push(() => m.close());
+  return m;
+}
+
+/** Records every event of a mailer. */
+function record(m: Mailer) {
+  const events: { [K in keyof MailerEvents]: MailerEvents[K][] } = { retry: [], throttle: [], sent: [], failed: [], progress: [], error: [] };
+  for (const name of Object.keys(events) as Array<keyof MailerEvents>) m.on(name, (e) => (events[name] as unknown[]).push(e));
+  return events;
+}
+
+const fast = { minDelay: '20ms', maxDelay: '500ms' } as const;
+const message = (i: number) => ({ from: 'news@example.org', to: `user${i}@example.net`, subject: `Hello ${i}`, text: 'Hi' });
+
+describe('createMailer().send against a throttling server', () => {
+  it('delivers 200 concurrent sends exactly once when the server allows 2 connections and the provider asks for 6', async () => {
+    const srv = await server({ maxConnections: 2 });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 6 } }, retry: fast });
+    const events = record(m);
+
+    const results = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => m.send(message(i))));
+
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(srv.counts()).toMatchObject({ unique: 200, duplicates: 0 });
+    expect(srv.stats().maxConcurrentConnections).toBeLessThanOrEqual(2);
+    // The refusals were read as connection limits: the lane opened fewer, and no retry was used up.
+    expect(srv.stats().connectionsRefused).toBeGreaterThan(0);
+    expect(events.throttle.some((e) => e.action === 'fewer-connections' && e.connections <= 2)).toBe(true);
+    expect(events.retry.every((e) => e.decision === 'connection-limited' && e.retriesLeft === 8)).toBe(true);
+    const [lane] = await m.stats();
+    expect(lane).toMatchObject({ sent: 200, failed: 0, configuredConnections: 6 });
+    // Within one additive step of the server's real cap, probing back up as sends succeed.
+    expect(lane!.effectiveConnections).toBeLessThanOrEqual(3);
+  });
+
+  it('delivers everything under a hidden rate limit, and the 421s thin out once the lane has adapted', async () => {
+    const srv = await server({ rate: { max: 20, perMs: 1_000 } });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), rate: { max: 40, per: '1s' }, maxConnections: 4 } }, retry: { minDelay: '200ms', maxDelay: '2s' } });
+    const events = record(m);
+    const started = Date.now();
+
+    const results = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => m.send(message(i))));
+
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(srv.counts()).toMatchObject({ unique: 300, duplicates: 0 });
+    expect(events.throttle.some((e) => e.action === 'slow-down' && e.rate < 40)).toBe(true);
+    // Twice the server's rate at first; once slowed down, a 421 now and then as the rate probes back up.
+    const retryTimes = events.retry.map((e) => e.decision);
+    expect(retryTimes.every((d) => d === 'rate-limited')).toBe(true);
+    const elapsed = Date.now() - started;
+    const late = events.retry.length === 0 ? 0 : (srv.stats().replies421 * 1_000) / elapsed;
+    expect(srv.stats().replies421).toBeLessThan(300 * 0.25);
+    expect(late).toBeLessThan(5); // fewer than 5 refusals a second on average over the run
+  });
+
+  it('delivers greylisted mail after the greylist delay, without slowing the lane', async () => {
+    const srv = await server({ greylist: { delayMs: 300 } });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, greylistDelay: '400ms' } });
+    const events = record(m);
+
+    const results = await Promise.all([0, 1, 2].map((i) => m.send(message(i))));
+
+    expect(results.map((r) => r.attempts)).toEqual([2, 2, 2]);
+    expect(srv.counts()).toMatchObject({ unique: 3, duplicates: 0 });
+    expect(events.retry.map((e) => [e.decision, e.delayMs])).toEqual([
+      ['greylisted', 400],
+      ['greylisted', 400],
+      ['greylisted', 400],
+    ]);
+    expect(events.throttle).toEqual([]);
+  });
+
+  it('fails a 550 at once while the others still arrive', async () => {
+    const srv = await server({ script: [{ match: 'user3@example.net', code: 550, reply: '550 5.1.1 <user3@example.net>: Recipient address rejected: User unknown' }] });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: fast });
+    const events = record(m);
+
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => m.send({ ...message(i), id: `m${i}` })));
+
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [[i, r.reason]] : []));
+    expect(failed).toHaveLength(1);
+    const [index, error] = failed[0]!;
+    expect(index).toBe(3);
+    expect(isDeliveryError(error)).toBe(true);
+    expect(error).toMatchObject({ decision: 'permanent', responseCode: 550, attempts: 1, provider: 'main', messageId: 'm3' });
+    expect(srv.counts().unique).toBe(9);
+    expect(events.retry).toEqual([]);
+    expect(events.failed.map((e) => e.messageId)).toEqual(['m3']);
+  });
+
+  it('fails fast on bad credentials, stops the provider, and never leaks the password', async () => {
+    const srv = await server({ auth: { user: 'app', pass: 'right-password' } });
+    const password = 'wrong-Pa55word';
+    const m = mailer({ providers: { main: { transport: { ...srv.transportOptions(), auth: { user: 'app', pass: password } }, maxConnections: 3 } }, retry: { ...fast, retries: 5 } });
+    const events = record(m);
+    const started = Date.now();
+
+    const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => m.send(message(i))));
+
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(results.every((r) => r.status === 'rejected' && isDeliveryError(r.reason) && r.reason.decision === 'auth')).toBe(true);
+    // No retry storm: a handful of AUTH attempts (the connections open at the time), not 30 × 6.
+    expect(srv.stats().rejected[535] ?? 0).toBeLessThanOrEqual(3);
+    expect(events.retry).toEqual([]);
+    expect(events.throttle.some((e) => e.action === 'stop')).toBe(true);
+    expect((await m.stats())[0]!.state).toBe('stopped');
+    const everything = JSON.stringify({ events, errors: results.map((r) => (r.status === 'rejected' ? { message: (r.reason as Error).message, ...r.reason } : null)) });
+    expect(everything).not.toContain(password);
+    expect(everything).not.toContain(Buffer.from(`\0app\0${password}`).toString('base64'));
+  });
+
+  it('retries transient failures and dropped connections until every message arrives', async () => {
+    const srv = await server({ transientFailureRate: 0.1, dropConnectionRate: 0.05, seed: 7 });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 3 } }, retry: { ...fast, retries: 10 } });
+    const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => m.send(message(i))));
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(srv.counts()).toMatchObject({ unique: 100, duplicates: 0 });
+    expect(srv.stats().dropped + (srv.stats().rejected[451] ?? 0)).toBeGreaterThan(0);
+  });
+
+  it('fails a message without recipients or with a malformed address alone', async () => {
+    const srv = await server();
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } } });
+    const results = await Promise.allSettled([
+      m.send({ from: 'a@example.org', subject: 'none', text: 'x' }),
+      m.send({ from: 'a@example.org', to: 'not an address', text: 'x' }),
+      m.send({ ...message(1), provider: 'nope' }),
+      m.send(message(2)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'fulfilled']);
+    const reasons = results.slice(0, 3).map((r) => (r as PromiseRejectedResult).reason as Error & { decision: string });
+    expect(reasons.map((r) => r.decision)).toEqual(['permanent', 'permanent', 'permanent']);
+    expect(reasons[0]!.message).toContain('no recipients');
+    expect(reasons[1]!.message).toContain('malformed recipient address "not an address"');
+    expect(reasons[2]!.message).toContain('unknown provider "nope"');
+    expect(srv.counts().unique).toBe(1);
+  });
+
+  it('resolves with nodemailer info plus attempts and provider, keeping one Message-ID across retries', async () => {
+    const srv = await server({ script: [{ match: 'user1@example.net', code: 451, reply: '451 4.3.0 Temporary failure', times: 2, at: 'data' }] });
+    const m = mailer({ providers: { primary: { transport: srv.transportOptions() } }, retry: fast });
+    const info = await m.send({ ...message(1), id: 'welcome-1' });
+    expect(info).toMatchObject({ attempts: 3, provider: 'primary', id: 'welcome-1', accepted: ['user1@example.net'] });
+    expect(srv.accepted.map((a) => a.messageId)).toEqual([info.messageId]);
+  });
+});
+
+describe('createMailer().send against a plain smtp-server', () => {
+  it('sends through any SMTP server with nodemailer options passed through', async () => {
+    const received: string[] = [];
+    const plain = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onData(stream, session, callback) {
+        stream.on('data', () => {});
+        stream.on('end', () => {
+          received.push(session.envelope.rcptTo.map((r) => r.address).join(','));
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => plain.close(() => resolve(undefined))));
+    const { port } = plain.server.address() as { port: number };
+
+    const m = mailer({ providers: { local: { transport: { host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'client.example.org' }, rate: { max: 100, per: '1s' } } } });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => m.send(message(i))));
+    expect(results.every((r) => r.attempts === 1)).toBe(true);
+    expect(received.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `user${i}@example.net`).sort());
+  });
+});

@@ -1,0 +1,105 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AttemptFailure } from '../../src/retry/attempt-failure.js';
+import { RetryStopped, withRetry, type RetryInfo } from '../../src/retry/retry.js';
+import type { DecisionKind } from '../../src/smtp/decision.js';
+
+const retry = { retries: 3, minDelay: 1_000, maxDelay: 60_000, factor: 2, greylistDelay: 300_000, maxRetryTime: 3_600_000 };
+const failure = (kind: DecisionKind, retryAfterMs?: number) =>
+  new AttemptFailure(retryAfterMs === undefined ? { kind } : { kind, retryAfterMs }, { lane: 'main', responseCode: 421, response: `421 ${kind}` });
+
+/** Runs the loop under fake timers, answering each attempt from `script`, and records the waits it schedules. */
+async function run(script: Array<AttemptFailure | 'ok'>, overrides: Partial<typeof retry> = {}) {
+  const retries: RetryInfo[] = [];
+  const calls: number[] = [];
+  const promise = withRetry(
+    async ({ attempt }) => {
+      calls.push(Date.now());
+      const step = script[attempt - 1] ?? 'ok';
+      if (step === 'ok') return 'sent';
+      throw step;
+    },
+    { retry: { ...retry, ...overrides }, random: () => 0.5, onRetry: (info) => retries.push(info) },
+  );
+  const settled = promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+  await vi.runAllTimersAsync();
+  return { result: await settled, retries, calls };
+}
+
+describe('withRetry', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('schedules jittered exponential delays and stops after the first success', async () => {
+    const { result, retries, calls } = await run([failure('transient'), failure('transient'), 'ok']);
+    expect(result).toEqual({ value: { value: 'sent', attempts: 3 } });
+    // random() = 0.5: halfway between minDelay and minDelay * 2^(n+1)
+    expect(retries.map((r) => r.delayMs)).toEqual([1_500, 2_500]);
+    expect(calls).toEqual([0, 1_500, 4_000]);
+    expect(retries.map((r) => r.retriesLeft)).toEqual([2, 1]);
+  });
+
+  it('gives up after `retries` retries with the last failure', async () => {
+    const { result, retries } = await run([failure('transient'), failure('transient'), failure('transient'), failure('rate-limited')]);
+    const error = (result as { error: RetryStopped }).error;
+    expect(error).toBeInstanceOf(RetryStopped);
+    expect(error.reason).toBe('retries-exhausted');
+    expect(error.attempts).toBe(4);
+    expect(error.failure.decision.kind).toBe('rate-limited');
+    expect(retries).toHaveLength(3);
+  });
+
+  it('never retries permanent or auth failures', async () => {
+    for (const kind of ['permanent', 'auth'] as const) {
+      const { result, retries, calls } = await run([failure(kind)]);
+      expect((result as { error: RetryStopped }).error.reason).toBe('not-retryable');
+      expect(retries).toHaveLength(0);
+      expect(calls).toHaveLength(1);
+    }
+  });
+
+  it('waits greylistDelay after greylisting, or the delay the reply names', async () => {
+    const { calls } = await run([failure('greylisted'), failure('greylisted', 60_000), 'ok']);
+    expect(calls).toEqual([0, 300_000, 360_000]);
+  });
+
+  it('does not count refused connections against retries, but stops at maxRetryTime', async () => {
+    const refusals = Array.from({ length: 10 }, () => failure('connection-limited'));
+    const ok = await run([...refusals, 'ok'], { retries: 1 });
+    expect(ok.result).toEqual({ value: { value: 'sent', attempts: 11 } });
+    expect(ok.retries.every((r) => r.retriesLeft === 1)).toBe(true);
+
+    const forever = Array.from({ length: 500 }, () => failure('connection-limited'));
+    const stopped = await run(forever, { retries: 1, maxRetryTime: 30_000, maxDelay: 4_000 });
+    const error = (stopped.result as { error: RetryStopped }).error;
+    expect(error.reason).toBe('deadline');
+    expect(stopped.calls.length).toBeGreaterThan(5);
+    expect(stopped.calls.at(-1)! - stopped.calls[0]!).toBeLessThanOrEqual(30_000);
+  });
+
+  it('gives up instead of waiting past maxRetryTime', async () => {
+    const { result, calls } = await run([failure('greylisted'), 'ok'], { maxRetryTime: 60_000 });
+    expect((result as { error: RetryStopped }).error.reason).toBe('deadline');
+    expect(calls).toEqual([0]);
+  });
+
+  it('stops waiting when the signal aborts', async () => {
+    const controller = new AbortController();
+    const promise = withRetry(
+      async () => {
+        throw failure('transient');
+      },
+      { retry, signal: controller.signal },
+    ).catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(100);
+    controller.abort(new Error('stop'));
+    await vi.runAllTimersAsync();
+    expect(((await promise) as Error).message).toBe('stop');
+  });
+});
