@@ -54,6 +54,8 @@ export interface DeliveryErrorContext {
   provider: string;
   /** The message's `id`, when it had one. */
   messageId?: string | undefined;
+  /** The server may have accepted it: the connection was lost after the whole message went out. */
+  inDoubt?: boolean;
   cause?: unknown;
 }
 
@@ -66,6 +68,7 @@ export class DeliveryError extends MailpacerError {
   readonly attempts: number;
   readonly provider: string;
   readonly messageId: string | undefined;
+  readonly inDoubt: boolean;
 
   constructor(message: string, context: DeliveryErrorContext) {
     super('ERR_MAILPACER_DELIVERY', message, { cause: context.cause });
@@ -75,6 +78,7 @@ export class DeliveryError extends MailpacerError {
     this.attempts = context.attempts;
     this.provider = context.provider;
     this.messageId = context.messageId;
+    this.inDoubt = context.inDoubt ?? false;
   }
 }
 

@@ -1,17 +1,17 @@
 import type { SentMessageInfo } from 'nodemailer';
+import { runBatch, type BatchOptions, type BatchReport, type BatchSource } from './batch/batch.js';
+import { createMemoryLedger, type Ledger } from './batch/ledger.js';
+import { parseDuration } from './config/duration.js';
 import { parseOptions } from './config/parse.js';
-import type { MailerConfig, MailerOptionsInput } from './config/schema.js';
+import type { MailerOptionsInput } from './config/schema.js';
 import { createEmitter, type MailerEmitter } from './emitter.js';
-import { AbortedError, DeliveryError } from './errors.js';
-import { DEFAULT_CONTROLLER } from './lanes/controller.js';
-import { Lane, type LaneStats } from './lanes/lane.js';
-import { createTransportFactory, type TransportInput } from './lanes/transport.js';
-import type { Limiter, RateWindowSpec } from './limiter/limiter.js';
+import { AbortedError, ConfigError, DeliveryError } from './errors.js';
+import type { BeforeSend, LaneStats } from './lanes/lane.js';
+import { createLanes } from './lanes/lanes.js';
+import type { Limiter } from './limiter/limiter.js';
 import { createMemoryLimiter } from './limiter/memory.js';
-import { prepareMessage, type Message } from './message.js';
-import { collectSecrets, createRedactor, type Redactor } from './redact.js';
+import { prepareMessage, type Message, type PreparedMessage } from './message.js';
 import { withRetry, RetryStopped } from './retry/retry.js';
-import type { DecisionKind } from './smtp/decision.js';
 
 /** What `send()` resolves with: nodemailer's info, plus how it went. */
 export type SendResult = SentMessageInfo & {
@@ -31,10 +31,18 @@ export interface SendOptions {
 export interface Mailer extends MailerEmitter {
   /** Sends one message, paced and retried. Resolves when the server accepted it; rejects with `DeliveryError`. */
   send(message: Message, options?: SendOptions): Promise<SendResult>;
+  /** Sends a batch from an array, iterable or async iterable, with backpressure; resumable with an `id`. */
+  sendBatch<T>(source: BatchSource<T>, options?: BatchOptions<T>): Promise<BatchReport>;
   /** Per lane: configured and effective limits, connections, counts and state. */
   stats(): Promise<LaneStats[]>;
   /** Stops taking messages, fails those still waiting, and closes connections and Redis clients mailpacer opened. */
   close(): Promise<void>;
+}
+
+interface DeliverOptions {
+  signal?: AbortSignal | undefined;
+  beforeSend?: BeforeSend | undefined;
+  resendInDoubt?: boolean;
 }
 
 /** Creates a mailer. Bad options throw a `ConfigError` here, naming each one. */
@@ -42,117 +50,102 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   const config = parseOptions(options);
   const emitter = createEmitter(config.hooks);
   const limiter: Limiter = createMemoryLimiter();
-  const lanes = createLanes(config, limiter, emitter, createRedactor(Object.values(config.providers).flatMap((p) => collectSecrets(p.transport))));
-  const providerNames = Object.keys(config.providers);
+  const ledger: Ledger = createMemoryLedger({ ttlMs: config.ledgerTtl });
+  const lanes = createLanes(config, limiter, emitter);
+  const providers = [...lanes.keys()];
   let closed = false;
 
-  async function send(message: Message, sendOptions: SendOptions = {}): Promise<SendResult> {
-    const prepared = prepareMessage(message);
-    const providerName = ('provider' in prepared ? prepared.provider : undefined) ?? providerNames[0]!;
-    const id = 'id' in prepared ? prepared.id : undefined;
-    if ('problem' in prepared) throw fail(providerName, id, [], 'permanent', prepared.problem, 0);
-    const lane = lanes.get(providerName);
-    if (!lane) throw fail(providerName, id, prepared.recipients, 'permanent', `unknown provider ${JSON.stringify(providerName)} (configured: ${providerNames.join(', ')})`, 0);
+  // One message: route → lane (limiter → transport → classify) → retry → events.
+  async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions): Promise<SendResult> {
+    const { id, recipients } = prepared;
+    const lane = lanes.get(prepared.provider ?? providers[0]!);
+    if (!lane) throw failed(prepared.provider!, id, recipients, new DeliveryError(`Delivery ${about(id)}failed: unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`, { decision: 'permanent', attempts: 0, provider: prepared.provider!, messageId: id }));
     if (closed) throw new AbortedError('mailer is closed');
-
     const started = Date.now();
-    const signal = sendOptions.signal;
     try {
-      const { value, attempts } = await withRetry(
-        ({ deadline }) => lane.attempt(prepared.mail, anySignal(signal, deadline - Date.now())),
-        {
-          retry: config.retry,
-          signal,
-          onRetry: ({ attempt, retriesLeft, delayMs, failure }) => {
-            lane.countDeferred();
-            emitter.emit('retry', {
-              attempt,
-              retriesLeft,
-              delayMs,
-              decision: failure.decision.kind,
-              responseCode: failure.responseCode,
-              response: failure.response,
-              provider: lane.provider,
-              lane: lane.name,
-              messageId: id,
-              recipients: prepared.recipients,
-            });
-          },
+      const { value, attempts } = await withRetry(({ deadline }) => lane.attempt(prepared.mail, anySignal(signal, deadline - Date.now()), beforeSend), {
+        retry: config.retry,
+        signal,
+        resendInDoubt,
+        onRetry: ({ attempt, retriesLeft, delayMs, failure }) => {
+          lane.countDeferred();
+          emitter.emit('retry', { attempt, retriesLeft, delayMs, decision: failure.decision.kind, responseCode: failure.responseCode, response: failure.response, provider: lane.provider, lane: lane.name, messageId: id, recipients });
         },
-      );
-      emitter.emit('sent', {
-        provider: lane.provider,
-        lane: lane.name,
-        messageId: id,
-        recipients: prepared.recipients,
-        attempts,
-        response: (value as { response?: string }).response,
-        rejected: ((value as { rejected?: unknown[] }).rejected ?? []).map(String),
-        durationMs: Date.now() - started,
       });
+      const info = value as { response?: string; rejected?: unknown[] };
+      emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: info.response, rejected: (info.rejected ?? []).map(String), durationMs: Date.now() - started });
       return Object.assign(value, { attempts, provider: lane.provider, id });
     } catch (error) {
       if (!(error instanceof RetryStopped)) {
-        if (signal?.aborted) throw new AbortedError('send aborted', { cause: signal.reason });
+        if (signal?.aborted || closed) throw new AbortedError(closed ? 'mailer closed before the message was sent' : 'send aborted', { cause: signal?.reason });
         throw error;
       }
       const { failure, attempts, reason } = error;
-      const why = reason === 'not-retryable' ? '' : reason === 'deadline' ? ' (out of retry time)' : ' (out of retries)';
       lane.countFailed();
-      throw fail(lane.provider, id, prepared.recipients, failure.decision.kind, `${failure.response ?? failure.message}${why}`, attempts, failure.responseCode, failure.response);
+      const why = { 'not-retryable': '', deadline: ' (out of retry time)', 'retries-exhausted': ' (out of retries)', 'in-doubt': ' (in doubt: the server may have accepted it; not resent)' }[reason];
+      const delivery = new DeliveryError(`Delivery ${about(id)}failed: ${failure.response ?? failure.message}${why}`, {
+        decision: failure.decision.kind,
+        attempts,
+        provider: lane.provider,
+        messageId: id,
+        responseCode: failure.responseCode,
+        response: failure.response,
+        inDoubt: failure.inDoubt,
+      });
+      throw failed(lane.name, id, recipients, delivery);
     }
   }
 
-  function fail(provider: string, id: string | undefined, recipients: string[], decision: DecisionKind, text: string, attempts: number, responseCode?: number, response?: string): DeliveryError {
-    const error = new DeliveryError(`Delivery ${id ? `of ${id} ` : ''}failed: ${text}`, { decision, attempts, provider, messageId: id, responseCode, response });
-    emitter.emit('failed', { provider, lane: provider, messageId: id, recipients, error });
+  function failed(lane: string, id: string | undefined, recipients: readonly string[], error: DeliveryError): DeliveryError {
+    emitter.emit('failed', { provider: error.provider, lane, messageId: id, recipients, error });
     return error;
   }
 
   return {
-    send,
+    async send(message, sendOptions = {}) {
+      const prepared = prepareMessage(message);
+      if ('problem' in prepared) {
+        const id = typeof message?.id === 'string' ? message.id : undefined;
+        const provider = message?.provider ?? providers[0]!;
+        throw failed(provider, id, [], new DeliveryError(`Delivery ${about(id)}failed: ${prepared.problem}`, { decision: 'permanent', attempts: 0, provider, messageId: id }));
+      }
+      return deliver(prepared, { signal: sendOptions.signal });
+    },
+
+    async sendBatch(source, batchOptions = {}) {
+      if (closed) throw new AbortedError('mailer is closed');
+      const resendInDoubt = batchOptions.resendInDoubt ?? config.retry.resendInDoubt;
+      return runBatch(source, batchOptions, {
+        deliver,
+        ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt }),
+        resendInDoubt,
+        emitProgress: (event) => emitter.emit('progress', event),
+        progressIntervalMs: batchDuration('progressInterval', batchOptions.progressInterval, 1_000),
+        waveIntervalMs: batchDuration('waveInterval', batchOptions.waveInterval, 0),
+      });
+    },
+
     on: emitter.on,
     off: emitter.off,
     once: emitter.once,
     stats: () => Promise.all([...lanes.values()].map((lane) => lane.stats())),
+
     async close() {
       if (closed) return;
       closed = true;
       await Promise.all([...lanes.values()].map((lane) => lane.close()));
-      await limiter.close();
+      await Promise.all([limiter.close(), ledger.close()]);
     },
   };
 }
 
-function createLanes(config: MailerConfig, limiter: Limiter, emitter: ReturnType<typeof createEmitter>, redact: Redactor): Map<string, Lane> {
-  const lanes = new Map<string, Lane>();
-  for (const [name, provider] of Object.entries(config.providers)) {
-    const windows: RateWindowSpec[] = provider.rate === undefined ? [] : Array.isArray(provider.rate) ? provider.rate : [provider.rate];
-    const spec = { windows, maxConnections: provider.maxConnections };
-    const tightest = windows.length ? Math.min(...windows.map((w) => (w.max / w.perMs) * 1000)) : Infinity;
-    const lane = new Lane({
-      name,
-      provider: name,
-      spec,
-      limiter: limiter.lane(name, spec),
-      transport: createTransportFactory(provider.transport as TransportInput, provider.maxMessagesPerConnection),
-      controller: {
-        ...DEFAULT_CONTROLLER,
-        maxConnections: provider.maxConnections,
-        baseRatePerSecond: tightest,
-        decrease: config.adaptive.decrease,
-        increase: config.adaptive.increase,
-        minRateFactor: config.adaptive.minRate,
-        cooldownMs: config.adaptive.cooldown,
-      },
-      quotaPauseMs: Math.max(config.retry.maxDelay, ...windows.map((w) => w.perMs)),
-      redact,
-      onThrottle: (event) => emitter.emit('throttle', event),
-      onLimiterError: (error) => emitter.emit('error', { error: new Error(redact(error.message)), source: 'limiter' }),
-    });
-    lanes.set(name, lane);
-  }
-  return lanes;
+const about = (id: string | undefined) => (id ? `of ${id} ` : '');
+
+function batchDuration(name: string, value: number | string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new ConfigError([{ path: `sendBatch options.${name}`, message: `expected a duration like "1s", "5m", or milliseconds, got ${JSON.stringify(value)}` }]);
+  return ms;
 }
 
 /** The caller's signal, or the deadline, whichever comes first. */

@@ -78,6 +78,8 @@ export const providerSchema = z
     maxConnections: positiveInt('a connection count').default(5),
     /** Messages sent on one connection before it is replaced. @default 100 */
     maxMessagesPerConnection: positiveInt('a message count').default(100),
+    /** Recipients per message (SMTP envelope); larger envelopes are split. @default unlimited */
+    maxRecipientsPerMessage: positiveInt('a recipient count').optional(),
   })
   .strict();
 
@@ -95,6 +97,12 @@ export const retrySchema = z
     greylistDelay: duration.default(300_000),
     /** Time after the first attempt past which a message is not retried. @default '6h' */
     maxRetryTime: duration.default(21_600_000),
+    /**
+     * Send again a message whose outcome is unknown: the connection was lost after the whole
+     * message went out, so the server may have accepted it. Resending risks a duplicate.
+     * @default false
+     */
+    resendInDoubt: z.boolean({ error: 'expected true or false' }).default(false),
   })
   .strict()
   .refine((retry) => retry.maxDelay >= retry.minDelay, { error: 'maxDelay must not be less than minDelay', path: ['maxDelay'] });
@@ -147,6 +155,8 @@ export const mailerOptionsSchema = z
       .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a provider name of letters, digits, "_", "-" or "."' }), providerSchema)
       .refine((providers) => Object.keys(providers).length > 0, { error: 'expected at least one provider' }),
     retry: retrySchema.default(() => retrySchema.parse({})),
+    /** How long a batch's ledger (what was sent) is kept after its last run. @default '7d' */
+    ledgerTtl: duration.default(7 * 86_400_000),
     adaptive: adaptiveSchema.default(() => adaptiveSchema.parse({})),
     hooks: hooksSchema.default({}),
   })

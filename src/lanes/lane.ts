@@ -59,8 +59,12 @@ export interface LaneStats {
   pausedUntil: number;
 }
 
+/** Called before each attempt goes to the network; a rejection cancels the attempt (not counted). */
+export type BeforeSend = () => Promise<void>;
+
 interface Job {
   mail: SendMailOptions;
+  beforeSend: BeforeSend | undefined;
   resolve: (info: SentMessageInfo) => void;
   reject: (failure: AttemptFailure) => void;
   signal: AbortSignal | undefined;
@@ -96,12 +100,13 @@ export class Lane {
   }
 
   /** One attempt at sending `mail`. Resolves with nodemailer's info, rejects with an `AttemptFailure`. */
-  attempt(mail: SendMailOptions, signal?: AbortSignal): Promise<SentMessageInfo> {
+  attempt(mail: SendMailOptions, signal?: AbortSignal, beforeSend?: BeforeSend): Promise<SentMessageInfo> {
     if (this.#state.stopped) return Promise.reject(this.#stoppedFailure());
     if (this.#closed) return Promise.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: 'mailer closed' }));
     return new Promise((resolve, reject) => {
       const job: Job = {
         mail,
+        beforeSend,
         resolve,
         reject,
         signal,
@@ -261,10 +266,18 @@ export class Lane {
     this.#pump();
     let info: SentMessageInfo;
     try {
+      await job.beforeSend?.();
+    } catch (error) {
+      this.#sending--;
+      this.#options.onLimiterError(error as Error);
+      job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `could not record the attempt: ${(error as Error).message}`, cause: error }));
+      return 'keep';
+    }
+    try {
       info = await connection.send(job.mail);
     } catch (error) {
       this.#sending--;
-      return this.#failed(job, error);
+      return this.#failed(job, error, connection.streamed());
     }
     this.#sending--;
     this.#counts.sent++;
@@ -275,7 +288,7 @@ export class Lane {
     return 'keep';
   }
 
-  async #failed(job: Job, error: unknown): Promise<'keep' | 'close'> {
+  async #failed(job: Job, error: unknown, streamed: boolean | undefined): Promise<'keep' | 'close'> {
     const decision = classifySmtpError(error);
     const err = error as { responseCode?: number; response?: string; message?: string };
     const reply = { responseCode: err.responseCode, response: this.#options.redact(err.response || err.message) };
@@ -307,7 +320,9 @@ export class Lane {
       default:
         break;
     }
-    job.reject(new AttemptFailure(decision, { ...reply, lane: this.name, cause: error }));
+    // No reply after the whole body went out: the server may have taken it (a timeout after the final dot).
+    const inDoubt = streamed === true && reply.responseCode === undefined;
+    job.reject(new AttemptFailure(decision, { ...reply, lane: this.name, cause: error, inDoubt }));
     if (this.#state.stopped) this.#failQueued();
     return outcome;
   }

@@ -4,6 +4,12 @@ import type { SendMailOptions, SentMessageInfo, SMTPPoolOptions, Transport, Tran
 /** One connection slot's way to send: a single pooled SMTP connection, or a shared custom transport. */
 export interface Connection {
   send(mail: SendMailOptions): Promise<SentMessageInfo>;
+  /**
+   * Whether the last `send()` handed the whole message to the server (DATA accepted, body streamed)
+   * before it failed: a failure without a reply after that leaves the outcome unknown (in doubt).
+   * `undefined` when the transport cannot tell.
+   */
+  streamed(): boolean | undefined;
   close(): void;
 }
 
@@ -40,8 +46,24 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
         maxMessages: maxMessagesPerConnection,
         maxRequeues: 0,
       } as SMTPPoolOptions & { pool: true });
+      // One message at a time goes through this connection, so one flag tells its stage. The
+      // message stream is read only after the server's 354; its end means the body went out.
+      let streamed = false;
+      transporter.use('stream', (mail, done) => {
+        mail.message.processFunc((input) => {
+          input.once('end', () => {
+            streamed = true;
+          });
+          return input;
+        });
+        done();
+      });
       return {
-        send: (mail) => transporter.sendMail(mail),
+        send: (mail) => {
+          streamed = false;
+          return transporter.sendMail(mail);
+        },
+        streamed: () => streamed,
         close: () => transporter.close(),
       };
     },
@@ -52,7 +74,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
 function shared(transporter: Transporter, ours: boolean): TransportFactory {
   return {
     ownsConnections: false,
-    open: () => ({ send: (mail) => transporter.sendMail(mail), close() {} }),
+    open: () => ({ send: (mail) => transporter.sendMail(mail), streamed: () => undefined, close() {} }),
     close() {
       if (ours) transporter.close();
     },

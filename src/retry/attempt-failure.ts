@@ -7,12 +7,15 @@ export class AttemptFailure extends Error {
   readonly responseCode: number | undefined;
   readonly response: string | undefined;
   readonly lane: string;
+  /** The server may have accepted the message: the connection was lost after the body went out. */
+  readonly inDoubt: boolean;
 
-  constructor(decision: Decision, details: { responseCode?: number | undefined; response?: string | undefined; lane: string; message?: string; cause?: unknown }) {
+  constructor(decision: Decision, details: { responseCode?: number | undefined; response?: string | undefined; lane: string; message?: string; cause?: unknown; inDoubt?: boolean }) {
     super(details.message ?? details.response ?? decision.kind, { cause: details.cause });
     this.decision = decision;
     this.responseCode = details.responseCode;
     this.response = details.response;
     this.lane = details.lane;
+    this.inDoubt = details.inDoubt ?? false;
   }
 }

@@ -23,6 +23,8 @@ export interface RetryLoopOptions {
   signal?: AbortSignal | undefined;
   /** Called before each wait, with the delay chosen. */
   onRetry?: (info: RetryInfo) => void;
+  /** Retry an attempt whose outcome is unknown (the server may have accepted it). @default false */
+  resendInDoubt?: boolean;
   random?: () => number;
   now?: () => number;
 }
@@ -33,7 +35,7 @@ export class RetryStopped extends Error {
   constructor(
     readonly failure: AttemptFailure,
     readonly attempts: number,
-    readonly reason: 'not-retryable' | 'retries-exhausted' | 'deadline',
+    readonly reason: 'not-retryable' | 'retries-exhausted' | 'deadline' | 'in-doubt',
   ) {
     super(failure.message, { cause: failure });
   }
@@ -56,12 +58,13 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
   const value = await pRetry(
     async (attemptNumber) => {
       attempts = attemptNumber;
+      if (options.signal?.aborted) throw new AbortError(toError(options.signal.reason));
       try {
         return await attempt({ attempt: attemptNumber, deadline });
       } catch (error) {
         if (error instanceof AttemptFailure) throw error;
         // Anything else is a bug or an abort: stop without retrying.
-        throw new AbortError(error instanceof Error ? error : new Error(String(error)));
+        throw new AbortError(toError(error));
       }
     },
     {
@@ -70,13 +73,17 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
       minTimeout: 0,
       maxTimeout: 0,
       maxRetryTime: retry.maxRetryTime,
-      ...(options.signal ? { signal: options.signal } : {}),
+      // No `signal` for p-retry: it would throw away a success that lands after an abort, and a
+      // message the server accepted must be reported sent. Aborts are handled here instead.
       shouldConsumeRetry: ({ error }) => consumesRetry((error as AttemptFailure).decision),
       shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).decision),
       onFailedAttempt: async ({ error, retriesLeft }) => {
+        if (options.signal?.aborted) throw options.signal.reason;
         const failure = error as AttemptFailure;
         const { decision } = failure;
         if (!isRetryable(decision)) throw new RetryStopped(failure, attempts, 'not-retryable');
+        // Sending again could deliver it twice: only when asked.
+        if (failure.inDoubt && !options.resendInDoubt) throw new RetryStopped(failure, attempts, 'in-doubt');
         const consumes = consumesRetry(decision);
         if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');
         const delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
@@ -90,3 +97,5 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
   );
   return { value, attempts };
 }
+
+const toError = (value: unknown): Error => (value instanceof Error ? value : new Error(String(value)));

@@ -19,7 +19,7 @@ describe('parseOptions', () => {
     const config = parseOptions({ providers: { main: { transport: smtp } } });
     expect(config.keyPrefix).toBe('mailpacer');
     expect(config.onRedisDown).toBe('wait');
-    expect(config.retry).toEqual({ retries: 8, minDelay: 1_000, maxDelay: 900_000, factor: 2, greylistDelay: 300_000, maxRetryTime: 21_600_000 });
+    expect(config.retry).toEqual({ retries: 8, minDelay: 1_000, maxDelay: 900_000, factor: 2, greylistDelay: 300_000, maxRetryTime: 21_600_000, resendInDoubt: false });
     expect(config.providers.main).toMatchObject({ maxConnections: 5, maxMessagesPerConnection: 100 });
     expect(config.adaptive).toEqual({ decrease: 0.7, increase: 0.05, minRate: 0.05, cooldown: 1_000 });
   });

@@ -1,0 +1,235 @@
+import type { BeforeSend } from '../lanes/lane.js';
+import { isAbortedError, isDeliveryError } from '../errors.js';
+import type { ProgressEvent } from '../events.js';
+import { prepareMessage, type Message, type PreparedMessage } from '../message.js';
+import { sleep } from '../retry/sleep.js';
+import type { DecisionKind } from '../smtp/decision.js';
+import type { LedgerRun } from './ledger.js';
+import { createProgress } from './progress.js';
+
+/** Options of `sendBatch`. */
+export interface BatchOptions<T> {
+  /** Batch id: with it, the batch is resumable and two runs of it never send a message twice. */
+  id?: string;
+  /**
+   * Turns an item into a message with an `id` (the idempotency key). Without an `id`, the item's
+   * position in the source stands in, which resumes correctly only if the source keeps its order.
+   * @default the item itself is the message
+   */
+  build?: (item: T, index: number) => Message | Promise<Message>;
+  /** Picks the provider of a message that names none. @default the first provider */
+  route?: (message: Message) => string | undefined;
+  /** Messages in progress at once (sending, waiting for a slot, or waiting to retry). @default 200 */
+  concurrency?: number;
+  /** Send in waves of this many messages... @default no waves */
+  waveSize?: number;
+  /** ...one wave per this long (from the start of one wave to the start of the next). */
+  waveInterval?: number | string;
+  /** Stops the batch: nothing new starts, waiting messages are given back, sends on the wire finish. */
+  signal?: AbortSignal;
+  /** Send again messages whose outcome is unknown. @default the mailer's `retry.resendInDoubt` */
+  resendInDoubt?: boolean;
+  /** How often `progress` events come. @default '1s' */
+  progressInterval?: number | string;
+  /** The number of items, for the estimated time left, when the source cannot tell. */
+  total?: number;
+}
+
+export interface BatchFailure {
+  id: string;
+  to: string[];
+  decision: DecisionKind;
+  responseCode: number | undefined;
+  response: string | undefined;
+  message: string;
+}
+
+export interface BatchReport {
+  id: string | undefined;
+  /** Items taken from the source. */
+  total: number;
+  sent: number;
+  failed: number;
+  /** Already sent by an earlier run, held by another run, or a duplicate id in this batch. */
+  skipped: number;
+  /** Outcome unknown (the server may have accepted them); not sent again unless `resendInDoubt`. */
+  inDoubt: number;
+  /** Stopped by the signal before they were sent: a re-run sends them. */
+  pending: number;
+  /** Whether the signal stopped the batch before the source was exhausted. */
+  aborted: boolean;
+  durationMs: number;
+  failures: BatchFailure[];
+  /** Ids of the in-doubt messages. */
+  inDoubtIds: string[];
+}
+
+export interface BatchContext {
+  deliver: (prepared: PreparedMessage, options: { signal: AbortSignal | undefined; beforeSend: BeforeSend | undefined; resendInDoubt: boolean }) => Promise<unknown>;
+  /** A ledger run for the batch id, or undefined: then duplicates are caught in memory. */
+  ledger: LedgerRun | undefined;
+  resendInDoubt: boolean;
+  emitProgress: (event: ProgressEvent) => void;
+  progressIntervalMs: number;
+  waveIntervalMs: number | undefined;
+}
+
+export type BatchSource<T> = Iterable<T> | AsyncIterable<T>;
+
+/**
+ * Runs a batch: pulls items only as fast as messages finish (at most `concurrency` in progress),
+ * so memory stays flat however long the source; each message is claimed, sent and settled on its
+ * own, so one bad message fails alone.
+ */
+export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<T>, context: BatchContext): Promise<BatchReport> {
+  const started = Date.now();
+  const concurrency = options.concurrency ?? 200;
+  const report: BatchReport = { id: options.id, total: 0, sent: 0, failed: 0, skipped: 0, inDoubt: 0, pending: 0, aborted: false, durationMs: 0, failures: [], inDoubtIds: [] };
+  const { ledger } = context;
+  const seen = ledger ? undefined : new Set<string>();
+  const signal = options.signal;
+  const knownTotal = options.total ?? (Array.isArray(source) ? source.length : undefined);
+  const progress = createProgress(report, knownTotal, () => inFlight, context.emitProgress, started);
+  const timer = setInterval(progress.emit, context.progressIntervalMs);
+
+  let inFlight = 0;
+  let freed: (() => void) | undefined;
+  const done = () => {
+    inFlight--;
+    freed?.();
+  };
+
+  const one = async (item: T, index: number): Promise<void> => {
+    let message: Message;
+    try {
+      message = options.build ? await options.build(item, index) : (item as Message);
+    } catch (error) {
+      return fail(report, `#${index}`, [], 'permanent', undefined, undefined, `build failed: ${(error as Error)?.message ?? String(error)}`);
+    }
+    const prepared = prepareMessage(message);
+    const id = (message && typeof message === 'object' && typeof message.id === 'string' && message.id) || `#${index}`;
+    if ('problem' in prepared) return fail(report, id, [], 'permanent', undefined, undefined, prepared.problem);
+    if (prepared.provider === undefined && options.route) {
+      const routed = options.route(message);
+      if (routed !== undefined) prepared.provider = routed;
+    }
+
+    const claim = ledger ? await untilDone(() => ledger.claim(id), signal) : seen!.has(id) ? 'busy' : (seen!.add(id), 'claimed');
+    if (claim === undefined) {
+      report.pending++;
+      return;
+    }
+    if (claim === 'sent' || claim === 'busy') {
+      report.skipped++;
+      return;
+    }
+    if (claim === 'in-doubt') {
+      report.inDoubt++;
+      report.inDoubtIds.push(id);
+      return;
+    }
+    try {
+      await context.deliver(prepared, { signal, beforeSend: ledger ? () => ledger.sending(id) : undefined, resendInDoubt: context.resendInDoubt });
+      report.sent++;
+      await settle(ledger, id, 'sent');
+    } catch (error) {
+      if (isAbortedError(error)) {
+        report.pending++;
+        await settle(ledger, id, 'released');
+      } else if (isDeliveryError(error) && error.inDoubt) {
+        report.inDoubt++;
+        report.inDoubtIds.push(id);
+        await settle(ledger, id, 'in-doubt');
+      } else if (isDeliveryError(error)) {
+        fail(report, id, prepared.recipients, error.decision, error.responseCode, error.response, error.message);
+        await settle(ledger, id, 'failed');
+      } else {
+        fail(report, id, prepared.recipients, 'transient', undefined, undefined, (error as Error)?.message ?? String(error));
+        await settle(ledger, id, 'failed');
+      }
+    }
+  };
+
+  const iterator = toAsyncIterator(source);
+  let index = 0;
+  let waveStart = Date.now();
+  let inWave = 0;
+  try {
+    for (;;) {
+      if (signal?.aborted) {
+        report.aborted = true;
+        break;
+      }
+      if (inFlight >= concurrency) {
+        await new Promise<void>((resolve) => (freed = resolve));
+        freed = undefined;
+        continue;
+      }
+      if (options.waveSize && inWave >= options.waveSize) {
+        const wait = waveStart + (context.waveIntervalMs ?? 0) - Date.now();
+        if (wait > 0) await sleep(wait, signal).catch(() => {});
+        if (signal?.aborted) continue;
+        waveStart = Date.now();
+        inWave = 0;
+      }
+      const next = await iterator.next();
+      if (next.done) break;
+      report.total++;
+      inWave++;
+      inFlight++;
+      void one(next.value, index++).finally(done);
+    }
+  } finally {
+    if (report.aborted) await iterator.return?.();
+    while (inFlight > 0) {
+      await new Promise<void>((resolve) => (freed = resolve));
+      freed = undefined;
+    }
+    clearInterval(timer);
+    await ledger?.close();
+    report.durationMs = Date.now() - started;
+    progress.emit();
+  }
+  return report;
+}
+
+function fail(report: BatchReport, id: string, to: string[], decision: DecisionKind, responseCode: number | undefined, response: string | undefined, message: string): void {
+  report.failed++;
+  report.failures.push({ id, to, decision, responseCode, response, message });
+}
+
+/** Records a settlement; a ledger that stays unreachable leaves the entry `sending`: in doubt, never resent blindly. */
+async function settle(ledger: LedgerRun | undefined, id: string, outcome: 'sent' | 'failed' | 'in-doubt' | 'released'): Promise<void> {
+  if (!ledger) return;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await ledger.settle(id, outcome);
+    } catch {
+      await sleep(200 * 2 ** attempt);
+    }
+  }
+}
+
+/** Retries a ledger call until it answers (Redis may be away for a while), or the signal aborts. */
+async function untilDone<R>(call: () => Promise<R>, signal: AbortSignal | undefined): Promise<R | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    if (signal?.aborted) return undefined;
+    try {
+      return await call();
+    } catch {
+      await sleep(Math.min(2_000, 50 * 2 ** attempt), signal).catch(() => {});
+    }
+  }
+}
+
+function toAsyncIterator<T>(source: BatchSource<T>): AsyncIterator<T> {
+  if (source && typeof (source as AsyncIterable<T>)[Symbol.asyncIterator] === 'function') return (source as AsyncIterable<T>)[Symbol.asyncIterator]();
+  if (source && typeof (source as Iterable<T>)[Symbol.iterator] === 'function') {
+    const it = (source as Iterable<T>)[Symbol.iterator]();
+    return {
+      next: async () => it.next(),
+      return: async (value?: unknown) => it.return?.(value as T) ?? { done: true, value: undefined as T },
+    };
+  }
+  throw new TypeError('sendBatch: expected an array, an iterable or an async iterable as the source');
+}

@@ -1,0 +1,42 @@
+import type { ProgressEvent } from '../events.js';
+
+interface Counts {
+  id: string | undefined;
+  total: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  inDoubt: number;
+}
+
+/** How far back the "rate now" looks. */
+const RATE_WINDOW_MS = 5_000;
+
+/** Builds `progress` events from a batch's running counts: rate over the last few seconds, time left. */
+export function createProgress(counts: Counts, knownTotal: number | undefined, inFlight: () => number, emit: (event: ProgressEvent) => void, started: number) {
+  const samples: Array<{ at: number; done: number }> = [];
+  return {
+    emit() {
+      const now = Date.now();
+      const done = counts.sent + counts.failed + counts.skipped + counts.inDoubt;
+      samples.push({ at: now, done });
+      while (samples.length > 2 && samples[0]!.at < now - RATE_WINDOW_MS) samples.shift();
+      const first = samples[0]!;
+      const span = now - first.at;
+      const ratePerSecond = span > 0 ? ((done - first.done) * 1_000) / span : 0;
+      const left = knownTotal === undefined ? undefined : Math.max(0, knownTotal - done);
+      emit({
+        batchId: counts.id,
+        total: counts.total,
+        sent: counts.sent,
+        failed: counts.failed,
+        skipped: counts.skipped,
+        inDoubt: counts.inDoubt,
+        inFlight: inFlight(),
+        ratePerSecond,
+        etaMs: left === undefined ? undefined : left === 0 ? 0 : ratePerSecond > 0 ? (left / ratePerSecond) * 1_000 : undefined,
+        elapsedMs: now - started,
+      });
+    },
+  };
+}

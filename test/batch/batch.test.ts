@@ -1,0 +1,156 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMailer, type Mailer, type MailerOptions, type ProgressEvent } from '../../src/index.js';
+import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
+
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+async function setup(serverOptions: Parameters<typeof startThrottlingSmtpServer>[0] = {}, options: Partial<MailerOptions> = {}): Promise<{ srv: ThrottlingSmtpServer; mailer: Mailer }> {
+  const srv = await startThrottlingSmtpServer(serverOptions);
+  cleanup.push(() => srv.close());
+  const mailer = createMailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 4 } }, retry: { minDelay: '20ms', maxDelay: '200ms' }, ...options });
+  cleanup.push(() => mailer.close());
+  return { srv, mailer };
+}
+
+const subscribers = (n: number) => Array.from({ length: n }, (_, i) => ({ email: `reader${i}@example.net`, name: `Reader ${i}` }));
+const build = (s: { email: string; name: string }) => ({ id: s.email, from: 'news@example.org', to: s.email, subject: 'November', text: `Hello ${s.name}` });
+
+describe('sendBatch', () => {
+  it('sends an array, a generator and an async generator', async () => {
+    const { srv, mailer } = await setup();
+    function* generate() {
+      yield* subscribers(30).slice(10, 20);
+    }
+    async function* stream() {
+      for (const s of subscribers(30).slice(20, 30)) {
+        await new Promise((r) => setTimeout(r, 1));
+        yield s;
+      }
+    }
+    const reports = [
+      await mailer.sendBatch(subscribers(10), { build }),
+      await mailer.sendBatch(generate(), { build }),
+      await mailer.sendBatch(stream(), { build }),
+    ];
+    expect(reports.map((r) => [r.total, r.sent, r.failed])).toEqual([
+      [10, 10, 0],
+      [10, 10, 0],
+      [10, 10, 0],
+    ]);
+    expect(srv.counts()).toMatchObject({ unique: 30, duplicates: 0 });
+  });
+
+  it('pulls from the source only as fast as messages finish (bounded in progress)', async () => {
+    const { mailer } = await setup({ latencyMs: 5 });
+    let pulled = 0;
+    let maxAhead = 0;
+    let sent = 0;
+    mailer.on('sent', () => sent++);
+    async function* source() {
+      for (let i = 0; i < 300; i++) {
+        pulled++;
+        maxAhead = Math.max(maxAhead, pulled - sent);
+        yield { email: `r${i}@example.net`, name: `${i}` };
+      }
+    }
+    const report = await mailer.sendBatch(source(), { build, concurrency: 20 });
+    expect(report.sent).toBe(300);
+    expect(maxAhead).toBeLessThanOrEqual(21);
+  });
+
+  it('sends 2,000 in explicit waves', async () => {
+    const { srv, mailer } = await setup();
+    const report = await mailer.sendBatch(subscribers(2_000), { build, waveSize: 500, waveInterval: '300ms' });
+    expect(report).toMatchObject({ total: 2_000, sent: 2_000, failed: 0 });
+    expect(srv.counts()).toMatchObject({ unique: 2_000, duplicates: 0 });
+    // Four waves: the last starts three intervals after the first.
+    const times = srv.accepted.map((a) => a.at).sort((a, b) => a - b);
+    expect(times[1_999]! - times[0]!).toBeGreaterThanOrEqual(900 - 50);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    expect(gaps.filter((g) => g >= 100).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('fails a bad message alone: invalid address, a 550, a build that throws, an unknown provider', async () => {
+    const { srv, mailer } = await setup({ script: [{ match: 'reader3@example.net', code: 550, reply: '550 5.1.1 User unknown' }] });
+    const report = await mailer.sendBatch(subscribers(8), {
+      build: (s, i) => {
+        if (i === 5) throw new Error('template exploded');
+        if (i === 6) return { ...build(s), to: 'not-an-address' };
+        if (i === 7) return { ...build(s), provider: 'nope' };
+        return build(s);
+      },
+    });
+    expect(report).toMatchObject({ total: 8, sent: 4, failed: 4, skipped: 0 });
+    const byId = Object.fromEntries(report.failures.map((f) => [f.id, f]));
+    expect(byId['reader3@example.net']).toMatchObject({ decision: 'permanent', responseCode: 550 });
+    expect(byId['#5']!.message).toContain('build failed: template exploded');
+    expect(byId['reader6@example.net']!.message).toContain('malformed recipient address');
+    expect(byId['reader7@example.net']!.message).toContain('unknown provider "nope"');
+    expect(srv.counts().unique).toBe(4);
+  });
+
+  it('sends two items that build the same id once', async () => {
+    const { srv, mailer } = await setup();
+    const list = [...subscribers(5), ...subscribers(3)];
+    const withId = await mailer.sendBatch(list, { build, id: 'dupes' });
+    expect(withId).toMatchObject({ total: 8, sent: 5, skipped: 3 });
+    const withoutId = await mailer.sendBatch(list, { build });
+    expect(withoutId).toMatchObject({ total: 8, sent: 5, skipped: 3 });
+    expect(srv.counts()).toMatchObject({ unique: 10, duplicates: 0 });
+  });
+
+  it('stops on abort without losing anything, and a re-run sends exactly the rest', async () => {
+    const { srv, mailer } = await setup({ rate: { max: 200, perMs: 1_000 } }, {});
+    const list = subscribers(300);
+    const controller = new AbortController();
+    let sent = 0;
+    const off = mailer.on('sent', () => {
+      if (++sent === 100) controller.abort();
+    });
+    const first = await mailer.sendBatch(list, { build, id: 'resume-me', signal: controller.signal, concurrency: 20 });
+    off();
+    expect(first.aborted).toBe(true);
+    expect(first.sent).toBeGreaterThanOrEqual(100);
+    expect(first.sent).toBeLessThan(300);
+    expect(first.sent + first.pending).toBe(first.total);
+    expect(srv.counts()).toMatchObject({ unique: first.sent, duplicates: 0 });
+
+    const second = await mailer.sendBatch(list, { build, id: 'resume-me' });
+    expect(second).toMatchObject({ total: 300, skipped: first.sent, sent: 300 - first.sent, failed: 0, aborted: false });
+    expect(srv.counts()).toMatchObject({ unique: 300, duplicates: 0 });
+  });
+
+  it('reports progress at a steady cadence with counts, rate and time left', async () => {
+    const { mailer } = await setup({ latencyMs: 2 });
+    const events: ProgressEvent[] = [];
+    mailer.on('progress', (e) => events.push(e));
+    const report = await mailer.sendBatch(subscribers(400), { build, id: 'progress', progressInterval: '100ms', concurrency: 8 });
+    expect(report.sent).toBe(400);
+    expect(events.length).toBeGreaterThanOrEqual(2);
+    const last = events.at(-1)!;
+    expect(last).toMatchObject({ batchId: 'progress', total: 400, sent: 400, inFlight: 0, etaMs: 0 });
+    const middle = events.find((e) => e.sent > 0 && e.sent < 400);
+    if (middle) {
+      expect(middle.ratePerSecond).toBeGreaterThan(0);
+      expect(middle.etaMs).toBeGreaterThan(0);
+    }
+    for (let i = 1; i < events.length; i++) expect(events[i]!.sent).toBeGreaterThanOrEqual(events[i - 1]!.sent);
+  });
+
+  it('routes with options.route, and message.provider wins', async () => {
+    const a = await startThrottlingSmtpServer();
+    const b = await startThrottlingSmtpServer();
+    cleanup.push(() => a.close(), () => b.close());
+    const mailer = createMailer({ providers: { a: { transport: a.transportOptions() }, b: { transport: b.transportOptions() } } });
+    cleanup.push(() => mailer.close());
+    const report = await mailer.sendBatch(subscribers(10), {
+      build: (s, i) => ({ ...build(s), ...(i === 0 ? { provider: 'a' } : {}) }),
+      route: () => 'b',
+    });
+    expect(report.sent).toBe(10);
+    expect([a.counts().unique, b.counts().unique]).toEqual([1, 9]);
+  });
+});
