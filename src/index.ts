@@ -2,6 +2,7 @@
 export { createMailer } from './mailer.js';
 export type { Mailer, SendOptions, SendResult } from './mailer.js';
 export type { Message } from './message.js';
+export type { BatchOptions, BatchReport, BatchFailure, BatchSource } from './batch/batch.js';
 export { classifySmtpError } from './smtp/classify.js';
 export type { Decision, DecisionKind, SmtpErrorLike } from './smtp/decision.js';
 export {
