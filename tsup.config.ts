@@ -11,6 +11,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // import.meta.url in the CommonJS build (the Lua scripts are found relative to the module).
+  shims: true,
   // p-retry is ESM-only: bundle it so that `require('mailpacer')` works.
   noExternal: ['p-retry', 'is-network-error'],
   // The Lua scripts ship as files next to the bundle (dist/lua/*.lua), read at runtime.

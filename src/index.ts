@@ -31,3 +31,5 @@ export type {
 export type { MailerOptionsInput as MailerOptions, ProviderOptions, RateWindow } from './config/schema.js';
 export type { LaneStats } from './lanes/lane.js';
 export { parseDuration } from './config/duration.js';
+export { presets } from './config/presets.js';
+export type { PresetConfig, PresetAuth, PresetTransport } from './config/presets.js';

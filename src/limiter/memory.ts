@@ -63,7 +63,7 @@ class MemoryLane implements LaneLimiter {
   }
 
   acquire(signal?: AbortSignal): Promise<Lease> {
-    signal?.throwIfAborted();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#waiters.length === 0 && this.#holders.size < this.#cap()) {
       return Promise.resolve(this.#grant());
     }
