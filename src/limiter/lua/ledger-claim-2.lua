@@ -1,0 +1,46 @@
+--[[
+  ledger-claim: claims a message id of a batch for one run, or says why not.
+  A ledger entry is "<state>|<owner>": c claimed, s sending, S sent, f failed, d in doubt.
+
+  KEYS[1] ledger hash of the batch: field = message id, value = "<state>|<owner>"
+  KEYS[2] owners hash of the batch: field = run id, value = heartbeat expiry in ms
+
+  ARGV[1] message id
+  ARGV[2] run id of the caller
+  ARGV[3] '1' to claim entries in doubt (resendInDoubt), else '0'
+
+  Returns 'claimed', 'sent', 'in-doubt' or 'busy'.
+
+  A claim held by a run whose heartbeat has expired (its process died) is free again when it
+  never reached the network (c), and in doubt when it did (s): the server may have accepted it.
+  TIME, not a client clock, decides whether a heartbeat has expired.
+]]
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local id, me = ARGV[1], ARGV[2]
+
+local function claim()
+  redis.call('HSET', KEYS[1], id, 'c|' .. me)
+  return 'claimed'
+end
+
+local entry = redis.call('HGET', KEYS[1], id)
+if not entry then return claim() end
+
+local sep = string.find(entry, '|', 1, true)
+local state, owner = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
+
+if state == 'S' then return 'sent' end
+if state == 'c' or state == 's' then
+  if owner == me then return 'busy' end
+  local alive = tonumber(redis.call('HGET', KEYS[2], owner) or '0')
+  if alive > now then return 'busy' end
+  if state == 'c' then return claim() end
+end
+if state == 's' or state == 'd' then
+  if ARGV[3] == '1' then return claim() end
+  if state == 's' then redis.call('HSET', KEYS[1], id, 'd|' .. owner) end
+  return 'in-doubt'
+end
+-- f: failed in an earlier run; a re-run tries it again.
+return claim()

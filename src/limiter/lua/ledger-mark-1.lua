@@ -1,0 +1,28 @@
+--[[
+  ledger-mark: records how a claimed message went for the run that holds it.
+
+  KEYS[1] ledger hash of the batch
+
+  ARGV[1] message id
+  ARGV[2] run id
+  ARGV[3] new state: s sending, S sent, f failed, d in doubt, or '-' to give the claim back
+
+  Returns 1 when written, 0 when the entry belongs to another run (it took the claim over after
+  this run's heartbeat expired) and was left alone.
+
+  No TIME: ownership, not expiry, decides here; ledger-claim compares heartbeats with TIME.
+]]
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if entry then
+  local sep = string.find(entry, '|', 1, true)
+  local owner = string.sub(entry, sep + 1)
+  -- A sent entry is final whoever wrote it; another run's live claim is not ours to change.
+  if string.sub(entry, 1, sep - 1) == 'S' and ARGV[3] ~= 'S' then return 0 end
+  if owner ~= ARGV[2] and ARGV[3] ~= 'S' then return 0 end
+end
+if ARGV[3] == '-' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
+end
+return 1

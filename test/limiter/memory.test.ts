@@ -1,0 +1,4 @@
+import { createMemoryLimiter } from '../../src/limiter/memory.js';
+import { runLimiterContract } from './contract.js';
+
+runLimiterContract('memory', async () => createMemoryLimiter(), async () => {});
