@@ -1,6 +1,7 @@
 import type { SentMessageInfo } from 'nodemailer';
 import { runBatch, type BatchOptions, type BatchReport, type BatchSource } from './batch/batch.js';
 import { createMemoryLedger, type Ledger } from './batch/ledger.js';
+import { createRedisLedger } from './batch/redis-ledger.js';
 import { parseDuration } from './config/duration.js';
 import { parseOptions } from './config/parse.js';
 import type { MailerOptionsInput } from './config/schema.js';
@@ -8,8 +9,11 @@ import { createEmitter, type MailerEmitter } from './emitter.js';
 import { AbortedError, ConfigError, DeliveryError } from './errors.js';
 import type { BeforeSend, LaneStats } from './lanes/lane.js';
 import { createLanes } from './lanes/lanes.js';
+import { connectRedis } from './limiter/connect.js';
+import { createFailoverLimiter, createRedisHealth } from './limiter/failover.js';
 import type { Limiter } from './limiter/limiter.js';
 import { createMemoryLimiter } from './limiter/memory.js';
+import { createRedisLimiter } from './limiter/redis.js';
 import { prepareMessage, type Message, type PreparedMessage } from './message.js';
 import { withRetry, RetryStopped } from './retry/retry.js';
 
@@ -49,8 +53,18 @@ interface DeliverOptions {
 export function createMailer(options: MailerOptionsInput): Mailer {
   const config = parseOptions(options);
   const emitter = createEmitter(config.hooks);
-  const limiter: Limiter = createMemoryLimiter();
-  const ledger: Ledger = createMemoryLedger({ ttlMs: config.ledgerTtl });
+  const redis = config.redis === undefined ? undefined : connectRedis(config.redis);
+  const { keyPrefix } = config;
+  const health = createRedisHealth((up, error) =>
+    emitter.emit('error', {
+      source: 'redis',
+      error: new Error(up ? 'Redis is back: limits are shared again' : `Redis is unreachable (${error?.message}); ${config.onRedisDown === 'wait' ? 'sends wait for it' : "sends use this process's share of the limits"}`),
+    }),
+  );
+  const limiter: Limiter = redis
+    ? createFailoverLimiter({ primary: createRedisLimiter({ client: redis.client, keyPrefix }), client: redis.client, keyPrefix, mode: config.onRedisDown, health })
+    : createMemoryLimiter();
+  const ledger: Ledger = redis ? createRedisLedger({ client: redis.client, keyPrefix, ttlMs: config.ledgerTtl, health }) : createMemoryLedger({ ttlMs: config.ledgerTtl });
   const lanes = createLanes(config, limiter, emitter);
   const providers = [...lanes.keys()];
   let closed = false;
@@ -135,6 +149,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       closed = true;
       await Promise.all([...lanes.values()].map((lane) => lane.close()));
       await Promise.all([limiter.close(), ledger.close()]);
+      await redis?.close();
     },
   };
 }

@@ -129,7 +129,13 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       return;
     }
     try {
-      await context.deliver(prepared, { signal, beforeSend: ledger ? () => ledger.sending(id) : undefined, resendInDoubt: context.resendInDoubt });
+      // Recording the attempt waits out a Redis outage: sending unrecorded could send twice later.
+      const beforeSend = ledger
+        ? async (attemptSignal: AbortSignal | undefined) => {
+            if ((await untilDone(() => ledger.sending(id).then(() => true), attemptSignal)) === undefined) throw new Error('gave up waiting for the ledger');
+          }
+        : undefined;
+      await context.deliver(prepared, { signal, beforeSend, resendInDoubt: context.resendInDoubt });
       report.sent++;
       await settle(ledger, id, 'sent');
     } catch (error) {

@@ -59,8 +59,8 @@ export interface LaneStats {
   pausedUntil: number;
 }
 
-/** Called before each attempt goes to the network; a rejection cancels the attempt (not counted). */
-export type BeforeSend = () => Promise<void>;
+/** Called before each attempt goes to the network, with the message's signal; a rejection cancels the attempt. */
+export type BeforeSend = (signal: AbortSignal | undefined) => Promise<void>;
 
 interface Job {
   mail: SendMailOptions;
@@ -245,7 +245,7 @@ export class Lane {
     const { limiter } = this.#options;
     this.#pacing++;
     try {
-      const reservation = await limiter.reserve();
+      const reservation = await limiter.reserve(job.signal);
       this.#state = reservation.state;
       if (reservation.state.stopped) {
         job.reject(this.#stoppedFailure());
@@ -266,7 +266,7 @@ export class Lane {
     this.#pump();
     let info: SentMessageInfo;
     try {
-      await job.beforeSend?.();
+      await job.beforeSend?.(job.signal);
     } catch (error) {
       this.#sending--;
       this.#options.onLimiterError(error as Error);

@@ -13,8 +13,11 @@ export interface RedisServer {
   readonly pid: number;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
   stop(): Promise<void>;
-  /** Stops and starts the server on the same port; with `keepData: false` it comes back empty. */
-  restart(options: { keepData: boolean }): Promise<void>;
+  /**
+   * Stops and starts the server on the same port; with `keepData: false` it comes back empty.
+   * `downMs` keeps it down that long in between (an outage).
+   */
+  restart(options: { keepData: boolean; downMs?: number }): Promise<void>;
 }
 
 export interface StartRedisServerOptions {
@@ -89,11 +92,12 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
       await stopChild();
       rmSync(dir, { recursive: true, force: true });
     },
-    async restart({ keepData }) {
+    async restart({ keepData, downMs = 0 }) {
       // `--save ''` turns snapshots off; SAVE still writes one on demand.
       if (keepData) await rawCommand(port, ['SAVE']);
       await stopChild();
       if (!keepData) rmSync(join(dir, 'dump.rdb'), { force: true });
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
       child = await launch(args, port);
       if (options.cluster) await waitForClusterOk(port);
     },

@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import type { StateTransition } from '../lanes/controller.js';
+import { sleep } from '../retry/sleep.js';
+import type { LaneLimiter, LaneSpec, Lease, Limiter } from './limiter.js';
+import { createMemoryLimiter } from './memory.js';
+import { runScript, type ScriptClient } from './scripts.js';
+
+export interface FailoverOptions {
+  /** The shared limiter (Redis). */
+  primary: Limiter;
+  /** The client under it: counts the processes sharing the prefix, for the local share. */
+  client: ScriptClient;
+  keyPrefix: string;
+  /** `'wait'`: calls wait for Redis; `'local'`: they use this process's share of the limits meanwhile. */
+  mode: 'wait' | 'local';
+  /** Whether Redis is up, shared with the ledger. */
+  health: RedisHealth;
+  /** A Redis call that takes longer counts as Redis being away. @default 5_000 */
+  callTimeoutMs?: number;
+}
+
+export interface RedisHealth {
+  /** Whether to try Redis now: always while it is up, once per `probeMs` while it is away. */
+  shouldTry(): boolean;
+  /** Milliseconds until the next try while Redis is away. */
+  untilProbe(): number;
+  up(): void;
+  down(error: Error): void;
+}
+
+/**
+ * Whether Redis answers, as the limiter and the ledger see it: the first failure after a success
+ * reports an outage, the first success after failures reports the way back. While it is away,
+ * calls go to Redis at most once per `probeMs` (callers in between wait or fall back).
+ */
+export function createRedisHealth(onChange: (up: boolean, error?: Error) => void, probeMs = 1_000): RedisHealth {
+  let isDown = false;
+  let nextProbe = 0;
+  return {
+    shouldTry: () => !isDown || Date.now() >= nextProbe,
+    untilProbe: () => Math.max(10, nextProbe - Date.now()),
+    up() {
+      if (!isDown) return;
+      isDown = false;
+      onChange(true);
+    },
+    down(error) {
+      nextProbe = Date.now() + probeMs;
+      if (isDown) return;
+      isDown = true;
+      onChange(false, error);
+    },
+  };
+}
+
+/** How often a process re-registers itself, and how long a registration lives. */
+const FLEET_BEAT_MS = 5_000;
+const FLEET_TTL_MS = 15_000;
+
+/**
+ * Wraps the shared limiter with the outage policy. Redis down or restarting must never hang a
+ * send forever nor drop one: with `'wait'` every call waits (as long as the caller's signal, that
+ * is the message's retry deadline, allows) and resumes on reconnect; with `'local'` it falls back
+ * to an in-process limiter holding this process's share of each limit (1 / the number of processes
+ * seen sharing the prefix) and returns to Redis when it answers again.
+ */
+export function createFailoverLimiter(options: FailoverOptions): Limiter & { fleetSize(): number } {
+  const callTimeoutMs = options.callTimeoutMs ?? 5_000;
+  const { health } = options;
+  const local = createMemoryLimiter();
+  const id = randomUUID();
+  const fleetKey = `${options.keyPrefix}:processes`;
+  let fleet = 1;
+
+  const beat = () =>
+    runScript(options.client, 'procs', [fleetKey], [id, FLEET_TTL_MS])
+      .then((count) => {
+        fleet = Math.max(1, Number(count));
+      })
+      .catch(() => {});
+  void beat();
+  const timer = setInterval(beat, FLEET_BEAT_MS);
+  timer.unref();
+
+  async function call<T>(primary: () => Promise<T>, fallback: () => Promise<T>, signal?: AbortSignal, timed = true): Promise<T> {
+    for (;;) {
+      if (health.shouldTry()) {
+        try {
+          const result = await (timed ? withTimeout(primary(), callTimeoutMs) : primary());
+          health.up();
+          return result;
+        } catch (error) {
+          if (signal?.aborted) throw signal.reason;
+          health.down(error as Error);
+        }
+      }
+      if (options.mode === 'local') return fallback();
+      await sleep(health.untilProbe(), signal);
+    }
+  }
+
+  return {
+    kind: 'redis',
+    fleetSize: () => fleet,
+    lane(key: string, spec: LaneSpec): LaneLimiter {
+      const shared = options.primary.lane(key, spec);
+      let own: LaneLimiter | undefined;
+      let ownShare = 0;
+      // This process's share of the lane, sized by the fleet seen while Redis was up.
+      const mine = () => {
+        if (!own || ownShare !== fleet) {
+          ownShare = fleet;
+          own = local.lane(`${key}#${fleet}`, share(spec, fleet));
+        }
+        return own;
+      };
+      return {
+        key,
+        reserve: (signal) => call(() => shared.reserve(signal), () => mine().reserve(signal), signal),
+        // Waiting for a slot can take long on purpose: no timeout, Redis errors still fail over.
+        acquire: (signal) => call<Lease>(() => shared.acquire(signal), () => mine().acquire(signal), signal, false),
+        state: () => call(() => shared.state(), () => mine().state()),
+        update: async (transition: StateTransition) => {
+          // The local copy learns every change, so that a fallback starts from the slowed-down pace.
+          const mirrored = await mine().update(transition);
+          return call(() => shared.update(transition), async () => mirrored);
+        },
+        held: () => call(() => shared.held(), () => mine().held()),
+      };
+    },
+    async close() {
+      clearInterval(timer);
+      await Promise.all([options.primary.close(), local.close()]);
+    },
+  };
+}
+
+/** One process's share of a lane's limits when `processes` share it. */
+export function share(spec: LaneSpec, processes: number): LaneSpec {
+  return {
+    windows: spec.windows.map((w) => ({ ...w, max: Math.max(1, Math.floor(w.max / processes)), burst: Math.max(1, Math.min(w.burst, Math.floor(w.max / processes))) })),
+    maxConnections: Math.max(1, Math.floor(spec.maxConnections / processes)),
+  };
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms}ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

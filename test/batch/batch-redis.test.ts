@@ -1,0 +1,75 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMailer, type Mailer, type MailerOptions } from '../../src/index.js';
+import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
+import { startRedisServer, uniquePrefix, type RedisServer } from '../helpers/redis-server.js';
+
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
+});
+
+async function smtp(options: Parameters<typeof startThrottlingSmtpServer>[0] = {}): Promise<ThrottlingSmtpServer> {
+  const srv = await startThrottlingSmtpServer(options);
+  cleanup.push(() => srv.close());
+  return srv;
+}
+
+function mailer(srv: ThrottlingSmtpServer, options: Partial<MailerOptions>): Mailer {
+  const m = createMailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 4, rate: { max: 400, per: '1s' } } }, retry: { minDelay: '50ms', maxDelay: '500ms' }, ...options });
+  cleanup.push(() => m.close());
+  return m;
+}
+
+const list = (n: number) => Array.from({ length: n }, (_, i) => `reader${i}@example.net`);
+const build = (email: string) => ({ id: email, from: 'news@example.org', to: email, subject: 'Hi', text: 'Hello' });
+
+describe('sendBatch on Redis', () => {
+  it('resumes a stopped batch from another mailer (another process) without sending anything twice', async () => {
+    const srv = await smtp();
+    const keyPrefix = uniquePrefix();
+    const first = mailer(srv, { redis: 'redis://127.0.0.1:6379', keyPrefix });
+    const controller = new AbortController();
+    let sent = 0;
+    first.on('sent', () => ++sent === 150 && controller.abort());
+    const a = await first.sendBatch(list(500), { id: 'nov', build, signal: controller.signal, concurrency: 20 });
+    expect(a.aborted).toBe(true);
+    await first.close();
+
+    const second = mailer(srv, { redis: 'redis://127.0.0.1:6379', keyPrefix });
+    const b = await second.sendBatch(list(500), { id: 'nov', build });
+    expect(b).toMatchObject({ total: 500, skipped: a.sent, sent: 500 - a.sent, failed: 0, inDoubt: 0 });
+    expect(srv.counts()).toMatchObject({ unique: 500, duplicates: 0 });
+  });
+
+  it('two mailers running the same batch at once deliver each message once', async () => {
+    const srv = await smtp({ latencyMs: 2 });
+    const keyPrefix = uniquePrefix();
+    const [x, y] = [mailer(srv, { redis: 'redis://127.0.0.1:6379', keyPrefix }), mailer(srv, { redis: 'redis://127.0.0.1:6379', keyPrefix })];
+    const [rx, ry] = await Promise.all([x.sendBatch(list(600), { id: 'twin', build }), y.sendBatch(list(600), { id: 'twin', build })]);
+    expect(rx.sent + ry.sent).toBe(600);
+    expect(rx.sent).toBeGreaterThan(0);
+    expect(ry.sent).toBeGreaterThan(0);
+    expect(srv.counts()).toMatchObject({ unique: 600, duplicates: 0 });
+  });
+
+  for (const keepData of [true, false]) {
+    it(`survives a Redis restart mid-batch ${keepData ? 'with its data' : 'empty'}: every message exactly once`, async () => {
+      const redis: RedisServer = await startRedisServer();
+      cleanup.push(() => redis.stop());
+      const srv = await smtp();
+      const m = mailer(srv, { redis: redis.url, keyPrefix: uniquePrefix(), providers: { main: { transport: srv.transportOptions(), maxConnections: 3, rate: { max: 100, per: '1s' } } } });
+      const errors: string[] = [];
+      m.on('error', (e) => errors.push(`${e.source}: ${e.error.message}`));
+      let sent = 0;
+      let restarted: Promise<void> | undefined;
+      m.on('sent', () => {
+        if (++sent === 100) restarted = redis.restart({ keepData, downMs: 6_000 }); // longer than the 5 s call timeout: the outage is certainly seen
+      });
+      const report = await m.sendBatch(list(400), { id: `restart-${keepData}`, build });
+      await restarted;
+      expect(report).toMatchObject({ total: 400, sent: 400, failed: 0, inDoubt: 0 });
+      expect(srv.counts()).toMatchObject({ unique: 400, duplicates: 0 });
+      expect(errors).toEqual(expect.arrayContaining([expect.stringMatching(/^redis: Redis is unreachable/), expect.stringMatching(/^redis: Redis is back/)]));
+    });
+  }
+});
