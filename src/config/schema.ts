@@ -17,21 +17,46 @@ export const duration = z.union([z.number(), z.string()], { error: DURATION_HINT
 const positiveInt = (what: string) =>
   z.number({ error: `expected ${what} as a whole number greater than 0` }).int({ error: `expected ${what} as a whole number greater than 0` }).positive({ error: `expected ${what} as a whole number greater than 0` });
 
-/** One rate window: at most `max` sends per `per`. */
+/**
+ * One rate window: at most `max` sends in any interval of length `per`.
+ *
+ * - **`per` of a minute or less: a pace.** Sends are spaced by GCRA, `burst` of them back to back
+ *   after an idle period (default 1: even spacing, `{ max: 30, per: '1m' }` is one send every 2 s).
+ * - **`per` longer than a minute: a quota,** counted over a rolling `per` in 24 buckets, the way
+ *   SES, Exchange Online and Google count a rolling 24 hours: up to `max` sends may go at once
+ *   (paced by the shorter windows), and no interval of length `per` ever holds more than `max`.
+ *   The buckets cost up to one bucket's share of the quota (about 4 %) in steady state. `burst`
+ *   means nothing here and is refused with a `ConfigError`; add a shorter window to pace sends.
+ *   The adaptive slow-down paces the shorter windows and leaves the quota as it is.
+ *
+ * The threshold (60 s) is `QUOTA_MIN_EXCLUSIVE_PER_MS` in `src/limiter/gcra.ts`. The parsed window
+ * of a quota carries `burst: max`, which the limiter ignores.
+ */
 export const rateWindowSchema = z
   .object({
-    /** Sends admitted per window. */
+    /** Sends admitted in any interval of length `per`. */
     max: positiveInt('the number of sends per window'),
     /** Length of the window. */
     per: duration,
     /**
-     * How many sends may go back to back after an idle period.
-     * @default 1 for windows of a minute or less (even spacing); `max` for longer ones (a quota).
+     * How many sends may go back to back after an idle period, for windows of a minute or less.
+     * Refused on longer windows (a quota: at most `max` in any `per`, see above).
+     * @default 1 (even spacing)
      */
     burst: positiveInt('a burst size').optional(),
   })
   .strict()
-  .transform(({ max, per, burst }) => ({ max, perMs: per, burst: Math.min(max, burst ?? (per <= 60_000 ? 1 : max)) }));
+  .superRefine(({ per, burst }, ctx) => {
+    if (burst !== undefined && per > 60_000) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['burst'],
+        message:
+          'burst applies to windows of a minute or less; a longer window is a quota (at most max sends in any interval of length per, up to max at once): remove burst, or add a shorter window to pace sends',
+      });
+    }
+  })
+  .transform(({ max, per, burst }) => ({ max, perMs: per, burst: per <= 60_000 ? Math.min(max, burst ?? 1) : max }));
 
 // Keys of nodemailer's pool that mailpacer owns: pacing and requeueing happen in one place.
 const OWNED_TRANSPORT_KEYS: Record<string, string> = {

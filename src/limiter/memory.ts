@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { initialState, type AdaptiveState, type StateTransition } from '../lanes/controller.js';
-import { gcraReserve } from './gcra.js';
+import { emptyRateState, gcraReserve, type RateState } from './gcra.js';
 import type { LaneLimiter, LaneSpec, Lease, Limiter, Reservation } from './limiter.js';
 
 export interface MemoryLimiterOptions {
@@ -8,7 +8,7 @@ export interface MemoryLimiterOptions {
   now?: () => number;
 }
 
-/** Lane limits kept in this process: the same GCRA and semaphore as the Redis limiter, without Redis. */
+/** Lane limits kept in this process: the same rate windows (GCRA and quotas) and semaphore as the Redis limiter, without Redis. */
 export function createMemoryLimiter(options: MemoryLimiterOptions = {}): Limiter {
   const now = options.now ?? Date.now;
   const lanes = new Map<string, MemoryLane>();
@@ -40,7 +40,7 @@ class MemoryLane implements LaneLimiter {
   readonly key: string;
   #spec: LaneSpec;
   #now: () => number;
-  #tats: number[];
+  #rate: RateState;
   #state: AdaptiveState;
   #holders = new Set<string>();
   #waiters: Waiter[] = [];
@@ -49,7 +49,7 @@ class MemoryLane implements LaneLimiter {
     this.key = key;
     this.#spec = spec;
     this.#now = now;
-    this.#tats = spec.windows.map(() => 0);
+    this.#rate = emptyRateState(spec.windows);
     this.#state = initialState(spec);
   }
 
@@ -57,9 +57,9 @@ class MemoryLane implements LaneLimiter {
     const state = this.#state;
     if (state.stopped) return { waitMs: 0, state };
     const now = this.#now();
-    const { at, tats } = gcraReserve(this.#tats, this.#spec.windows, state.rateFactor, now, state.pausedUntil);
-    this.#tats = tats;
-    return { waitMs: at - now, state };
+    const booked = gcraReserve(this.#rate, this.#spec.windows, state.rateFactor, now, state.pausedUntil);
+    this.#rate = booked.state;
+    return { waitMs: booked.at - now, state };
   }
 
   acquire(signal?: AbortSignal): Promise<Lease> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError, RedisUnavailableError, type ConfigIssue } from '../errors.js';
 import { initialState, type AdaptiveState, type StateTransition } from '../lanes/controller.js';
+import { isQuotaWindow, QUOTA_BUCKETS } from './gcra.js';
 import type { LaneLimiter, LaneSpec, Lease, Limiter, Reservation } from './limiter.js';
 import { defineScripts, runScript, type ScriptClient } from './scripts.js';
 
@@ -277,7 +278,10 @@ class RedisLane implements LaneLimiter {
   }
 
   async reserve(): Promise<Reservation> {
-    const windows = this.#spec.windows.flatMap((window) => [window.max, window.perMs, window.burst]);
+    // Per window: kind, max, perMs, then burst (GCRA) or the bucket count (quota); see reserve-2.lua.
+    const windows = this.#spec.windows.flatMap((window) =>
+      isQuotaWindow(window) ? ['quota', window.max, window.perMs, QUOTA_BUCKETS] : ['gcra', window.max, window.perMs, window.burst],
+    );
     const reply = asArray(await runScript(this.#client, 'reserve', [this.keys.tat, this.keys.state], [TAT_MARGIN_MS, ...windows]));
     const hash = new Map(RESERVE_FIELDS.map((field, i) => [field, reply[i + 2]]));
     return { waitMs: Number(reply[0]), state: this.#toState(hash) };

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initialState, type AdaptiveState } from '../../src/lanes/controller.js';
+import { QUOTA_BUCKETS, quotaBucketMs } from '../../src/limiter/gcra.js';
 import type { LaneSpec, Lease, Limiter } from '../../src/limiter/limiter.js';
+import { createMemoryLimiter } from '../../src/limiter/memory.js';
 
 /** Waits are compared with each other, never with wall time; this much slack absorbs call latency. */
 const TOLERANCE_MS = 15;
@@ -26,6 +28,15 @@ function expectSpacing(result: number[], interval: number): void {
   result.forEach((wait, i) => {
     expect(Math.abs(wait - first - i * interval), `wait #${i} = ${wait} after ${first}`).toBeLessThanOrEqual(TOLERANCE_MS);
   });
+}
+
+/**
+ * Waits, if needed, until at least `needMs` remain before the next bucket boundary (bucket starts
+ * are multiples of `bucketMs` in epoch time), so that bookings made now fall in one bucket.
+ */
+async function awayFromBucketEdge(bucketMs: number, needMs: number): Promise<void> {
+  const phase = Date.now() % bucketMs;
+  if (phase > bucketMs - needMs) await sleep(bucketMs - phase + 20);
 }
 
 /** A promise whose settlement can be checked without awaiting it. */
@@ -131,6 +142,60 @@ export function runLimiterContract(name: string, makeLimiter: () => Promise<Limi
         await lane.update((state) => ({ ...state, stopped: null }));
         // Only the send before the stop is booked: the next one waits one interval, not six.
         expect((await lane.reserve()).waitMs).toBeLessThanOrEqual(100 + TOLERANCE_MS);
+      });
+
+      describe('quota windows (longer than a minute)', () => {
+        // 24 buckets of 5 s: a window that can be exercised without waiting for it.
+        const quota = { max: 5, perMs: 120_000, burst: 1 };
+        const bucketMs = quotaBucketMs(quota);
+
+        it('lets max sends go at once, then books the next one when the first bucket has left the window', async () => {
+          const lane = limiter.lane('quota', { windows: [quota], maxConnections: 1 });
+          await awayFromBucketEdge(bucketMs, 1_000);
+          const result = await waits(lane, 7);
+          for (const wait of result.slice(0, 5)) expect(wait).toBeLessThanOrEqual(TOLERANCE_MS);
+          // The start of bucket B(first) + k + 1: at least per after the first send, at most one bucket more.
+          expect(result[5]!).toBeGreaterThanOrEqual(quota.perMs - TOLERANCE_MS);
+          expect(result[5]!).toBeLessThanOrEqual(quota.perMs + bucketMs + TOLERANCE_MS);
+          // The same bucket start again: the window then holds one send.
+          expect(Math.abs(result[6]! - result[5]!)).toBeLessThanOrEqual(TOLERANCE_MS);
+        });
+
+        it('ignores the rate factor on a quota, and keeps stretching the GCRA windows', async () => {
+          const lane = limiter.lane('quota-factor', { windows: [quota], maxConnections: 1 });
+          await lane.update((state) => ({ ...state, rateFactor: 0.2 }));
+          await awayFromBucketEdge(bucketMs, 1_000);
+          for (const wait of await waits(lane, 5)) expect(wait).toBeLessThanOrEqual(TOLERANCE_MS);
+        });
+
+        it('books the same times as the memory limiter for the same sequence', async () => {
+          const spec: LaneSpec = { windows: [{ max: 10, perMs: 1_000, burst: 1 }, quota], maxConnections: 1 };
+          const reference = createMemoryLimiter();
+          try {
+            const lanes = [limiter.lane('quota-agree', spec), reference.lane('quota-agree', spec)] as const;
+            // Ten bookings 100 ms apart at most, the first five in one bucket.
+            await awayFromBucketEdge(bucketMs, 1_000);
+            const booked: [number[], number[]] = [[], []];
+            for (let i = 0; i < 10; i++) {
+              // Interleaved, so that both see about the same clock at each step.
+              for (const [n, lane] of lanes.entries()) {
+                const { waitMs } = await lane.reserve();
+                booked[n]!.push(Date.now() + waitMs);
+              }
+            }
+            const [mine, memory] = booked;
+            mine.forEach((at, i) => expect(Math.abs(at - memory[i]!), `booking #${i}: ${at} vs ${memory[i]}`).toBeLessThanOrEqual(TOLERANCE_MS));
+            // Five paced by the 10/s window; the sixth at the start of bucket B(first) + k + 1, the
+            // next ones paced again (the window then holds only them).
+            expectSpacing(memory.slice(0, 5), 100);
+            expect(memory[5]! % bucketMs).toBeLessThanOrEqual(TOLERANCE_MS);
+            expect(memory[5]! - memory[0]!).toBeGreaterThan((QUOTA_BUCKETS - 1) * bucketMs);
+            expect(memory[5]! - memory[0]!).toBeLessThanOrEqual((QUOTA_BUCKETS + 1) * bucketMs + TOLERANCE_MS);
+            expectSpacing(memory.slice(5), 100);
+          } finally {
+            await reference.close();
+          }
+        });
       });
 
       it('returns the lane state with the booking', async () => {

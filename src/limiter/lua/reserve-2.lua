@@ -1,14 +1,25 @@
 --[[
-  reserve: books the next send slot of a lane in every rate window at once (GCRA in reserve
-  mode) and says how long to wait for it. The arithmetic mirrors src/limiter/gcra.ts: keep the
-  two in step.
+  reserve: books the next send slot of a lane in every rate window at once and says how long to
+  wait for it. Windows of a minute or less are GCRA in reserve mode; longer windows are quotas,
+  a bucketed rolling count that never admits more than max sends in any interval of length per.
+  The arithmetic mirrors gcraReserve in src/limiter/gcra.ts (where the proof is): keep the two in
+  step.
 
-  KEYS[1] tat hash of the lane: field i (0-based) = theoretical arrival time of window i, in ms
+  KEYS[1] rate hash of the lane (the "tat" key):
+            field <i>           theoretical arrival time of GCRA window i (0-based), in ms
+            field q<i>:<b>      sends booked in bucket b of quota window i (0-based), an integer;
+                                b = floor(at / bucketMs), an integer (absolute bucket number)
+          Fields that can no longer matter (buckets older than floor(now / bucketMs) - k, fields
+          of windows that are not there or not of that kind) are deleted.
   KEYS[2] adaptive state hash of the lane (rateFactor, connections, pausedUntil, pauseReason,
           stopped, lastDecreaseAt, version)
 
-  ARGV[1]  margin in ms: the tat hash expires this long after its latest TAT
-  ARGV[2 + 3(i-1)], ARGV[3 + 3(i-1)], ARGV[4 + 3(i-1)]  max, perMs, burst of window i (i >= 1)
+  ARGV[1]  margin in ms: the rate hash expires this long after the last moment it matters (the
+           latest TAT, and the time the newest quota bucket has left its window: per after it)
+  ARGV[2 + 4(i-1)] .. ARGV[5 + 4(i-1)]  window i (i >= 1): kind, max, perMs, then
+           for kind 'gcra':  burst
+           for kind 'quota': k, the number of buckets (bucketMs = ceil(perMs / k))
+           rateFactor stretches GCRA windows only: a quota is a quota.
 
   Returns { waitMs, now, rateFactor, connections, pausedUntil, pauseReason, stopped, lastDecreaseAt }:
   waitMs and now as strings ("%.17g", since Lua numbers in a reply are truncated to integers),
@@ -16,8 +27,9 @@
   waitMs is "0".
 
   TIME, not a client clock: every process books against the one clock of the server that holds
-  the TATs, so clock skew between hosts cannot hand the same slot to two of them. Redis 7
-  replicates the effects of a script rather than the script, so reading TIME here is safe.
+  the TATs and bucket counts, so clock skew between hosts cannot hand the same slot to two of
+  them. Redis 7 replicates the effects of a script rather than the script, so reading TIME here
+  is safe.
 ]]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
@@ -38,39 +50,144 @@ end
 
 local rateFactor = tonumber(s[1]) or 1
 local pausedUntil = tonumber(s[3]) or 0
-local count = (#ARGV - 1) / 3
+local count = (#ARGV - 1) / 4
 if count < 1 then
   return reply(math.max(now, pausedUntil) - now)
 end
 
-local fields = {}
+local windows = {}
 for i = 1, count do
-  fields[i] = tostring(i - 1)
+  local base = 2 + 4 * (i - 1)
+  local w = { quota = ARGV[base] == 'quota', max = tonumber(ARGV[base + 1]), perMs = tonumber(ARGV[base + 2]) }
+  if w.quota then
+    w.k = tonumber(ARGV[base + 3])
+    w.bucketMs = math.ceil(w.perMs / w.k)
+    w.oldest = math.floor(now / w.bucketMs) - w.k
+    w.counts = {}
+  else
+    w.interval = w.perMs / w.max / rateFactor
+    w.tolerance = (tonumber(ARGV[base + 3]) - 1) * w.interval
+  end
+  windows[i] = w
 end
-local tats = redis.call('HMGET', KEYS[1], unpack(fields))
 
--- at = max(now, pausedUntil, max_i(max(tat_i, now) - tau_i))
+-- TATs of the GCRA windows and live bucket counts of the quotas; any other field is stale.
+local stale = {}
+local stored = redis.call('HGETALL', KEYS[1])
+for f = 1, #stored, 2 do
+  local field = stored[f]
+  local qi, qb = string.match(field, '^q(%d+):(%-?%d+)$')
+  if qi then
+    local w = windows[tonumber(qi) + 1]
+    local bucket = tonumber(qb)
+    if w and w.quota and bucket >= w.oldest then
+      w.counts[bucket] = tonumber(stored[f + 1])
+      if not w.last or bucket > w.last then
+        w.last = bucket
+      end
+    else
+      stale[#stale + 1] = field
+    end
+  else
+    local w = windows[(tonumber(field) or -1) + 1]
+    if w and not w.quota then
+      w.tat = tonumber(stored[f + 1])
+    else
+      stale[#stale + 1] = field
+    end
+  end
+end
+
+-- GCRA: at >= max(now, pausedUntil, max_i(max(tat_i, now) - tau_i))
 local at = math.max(now, pausedUntil)
-local intervals = {}
 for i = 1, count do
-  local base = 2 + 3 * (i - 1)
-  local interval = tonumber(ARGV[base + 1]) / tonumber(ARGV[base]) / rateFactor
-  local tolerance = (tonumber(ARGV[base + 2]) - 1) * interval
-  intervals[i] = interval
-  at = math.max(at, math.max(tonumber(tats[i]) or 0, now) - tolerance)
+  local w = windows[i]
+  if not w.quota then
+    at = math.max(at, math.max(w.tat or 0, now) - w.tolerance)
+  end
 end
 
--- tat_i' = max(tat_i, at) + T_i
+-- Quota: the earliest time >= at where S(j) + 1 <= max for every j in c .. c + k, c the bucket
+-- of that time and S(j) the sum of buckets j - k .. j. Walks j once with a running sum.
+local function earliest(w, from)
+  local k = w.k
+  local first = math.floor(from / w.bucketMs)
+  local last = math.max(first, w.last or first)
+  local sum = 0
+  for b = first - k, first do
+    sum = sum + (w.counts[b] or 0)
+  end
+  local candidate = first
+  local j = first
+  while j <= candidate + k and j <= last + k do
+    if j > first then
+      sum = sum + (w.counts[j] or 0) - (w.counts[j - k - 1] or 0)
+    end
+    if sum + 1 > w.max then
+      candidate = j + 1
+    end
+    j = j + 1
+  end
+  if candidate == first then
+    return from
+  end
+  return candidate * w.bucketMs
+end
+
+-- Until every quota admits the same at (at only grows; capped, then the time all are empty).
+local MAX_PASSES = 32
+local pass = 1
+while true do
+  local moved = false
+  for i = 1, count do
+    local w = windows[i]
+    if w.quota then
+      local later = earliest(w, at)
+      if later > at then
+        at = later
+        moved = true
+      end
+    end
+  end
+  if not moved then
+    break
+  end
+  if pass >= MAX_PASSES then
+    for i = 1, count do
+      local w = windows[i]
+      if w.quota and w.last then
+        at = math.max(at, (w.last + w.k + 1) * w.bucketMs)
+      end
+    end
+    break
+  end
+  pass = pass + 1
+end
+
+-- GCRA: tat_i' = max(tat_i, at) + T_i. Quota: one more send in the bucket of at.
 local latest = now
 local updates = {}
 for i = 1, count do
-  local tat = math.max(tonumber(tats[i]) or 0, at) + intervals[i]
-  latest = math.max(latest, tat)
-  updates[#updates + 1] = fields[i]
-  updates[#updates + 1] = num(tat)
+  local w = windows[i]
+  if w.quota then
+    local bucket = math.floor(at / w.bucketMs)
+    updates[#updates + 1] = 'q' .. (i - 1) .. ':' .. string.format('%d', bucket)
+    updates[#updates + 1] = string.format('%d', (w.counts[bucket] or 0) + 1)
+    -- The newest bucket matters until it has left the window: k + 1 buckets after its start.
+    latest = math.max(latest, (math.max(bucket, w.last or bucket) + w.k + 1) * w.bucketMs)
+  else
+    local tat = math.max(w.tat or 0, at) + w.interval
+    latest = math.max(latest, tat)
+    updates[#updates + 1] = tostring(i - 1)
+    updates[#updates + 1] = num(tat)
+  end
+end
+if #stale > 0 then
+  redis.call('HDEL', KEYS[1], unpack(stale))
 end
 redis.call('HSET', KEYS[1], unpack(updates))
--- A TAT in the past counts as now, so once the latest TAT has passed the hash carries nothing.
+-- A TAT in the past counts as now and a bucket older than k buckets before now counts for
+-- nothing, so once latest has passed the hash carries nothing.
 redis.call('PEXPIRE', KEYS[1], math.ceil(latest - now) + tonumber(ARGV[1]))
 
 return reply(at - now)
