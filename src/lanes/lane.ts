@@ -206,7 +206,7 @@ export class Lane {
         if (this.#workers > this.#cap()) break;
       }
     } finally {
-      connection.close();
+      await connection.close();
       await lease.release().catch((error: Error) => this.#options.onLimiterError(error));
       this.#workers--;
       this.#pump();

@@ -10,7 +10,8 @@ export interface Connection {
    * `undefined` when the transport cannot tell.
    */
   streamed(): boolean | undefined;
-  close(): void;
+  /** Closes the connection; resolves once its socket is gone (so that its slot can be reused). */
+  close(): Promise<void>;
 }
 
 export interface TransportFactory {
@@ -64,7 +65,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
           return transporter.sendMail(mail);
         },
         streamed: () => streamed,
-        close: () => transporter.close(),
+        close: () => closed(transporter),
       };
     },
     close() {},
@@ -74,9 +75,26 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
 function shared(transporter: Transporter, ours: boolean): TransportFactory {
   return {
     ownsConnections: false,
-    open: () => ({ send: (mail) => transporter.sendMail(mail), streamed: () => undefined, close() {} }),
+    open: () => ({ send: (mail) => transporter.sendMail(mail), streamed: () => undefined, close: async () => {} }),
     close() {
       if (ours) transporter.close();
     },
   };
 }
+
+/**
+ * Closes a pooled transporter and waits until its socket is gone: QUIT and the server's 221 take a
+ * round trip, and a slot released before that lets another process open a connection while the
+ * server still counts this one. nodemailer's pool says nothing when it is done, so its connection
+ * list is watched (bounded: a pool without one just waits the bound out).
+ */
+async function closed(transporter: Transporter): Promise<void> {
+  transporter.close();
+  const pool = (transporter as unknown as { transporter?: { _connections?: unknown[] } }).transporter;
+  for (let waited = 0; waited < CLOSE_WAIT_MS; waited += 10) {
+    if (pool?._connections && pool._connections.length === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const CLOSE_WAIT_MS = 1_000;
