@@ -1,4 +1,4 @@
-import type { SentMessageInfo } from 'nodemailer';
+import type { SendMailOptions, SentMessageInfo } from 'nodemailer';
 import { runBatch, type BatchOptions, type BatchReport, type BatchSource } from './batch/batch.js';
 import { createMemoryLedger, type Ledger } from './batch/ledger.js';
 import { createRedisLedger } from './batch/redis-ledger.js';
@@ -14,7 +14,8 @@ import { createFailoverLimiter, createRedisHealth } from './limiter/failover.js'
 import type { Limiter } from './limiter/limiter.js';
 import { createMemoryLimiter } from './limiter/memory.js';
 import { createRedisLimiter } from './limiter/redis.js';
-import { prepareMessage, type Message, type PreparedMessage } from './message.js';
+import { addresses, prepareMessage, type Message, type PreparedMessage } from './message.js';
+import { isTooManyRecipients } from './smtp/classify.js';
 import { withRetry, RetryStopped } from './retry/retry.js';
 
 /** What `send()` resolves with: nodemailer's info, plus how it went. */
@@ -66,48 +67,71 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     : createMemoryLimiter();
   const ledger: Ledger = redis ? createRedisLedger({ client: redis.client, keyPrefix, ttlMs: config.ledgerTtl, health }) : createMemoryLedger({ ttlMs: config.ledgerTtl });
   const lanes = createLanes(config, limiter, emitter);
-  const providers = [...lanes.keys()];
+  const { providers } = lanes;
   let closed = false;
 
   // One message: route → lane (limiter → transport → classify) → retry → events.
   async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions): Promise<SendResult> {
     const { id, recipients } = prepared;
-    const lane = lanes.get(prepared.provider ?? providers[0]!);
+    const lane = await lanes.pick(prepared.provider ?? providers[0]!, recipients);
     if (!lane) throw failed(prepared.provider!, id, recipients, new DeliveryError(`Delivery ${about(id)}failed: unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`, { decision: 'permanent', attempts: 0, provider: prepared.provider!, messageId: id }));
     if (closed) throw new AbortedError('mailer is closed');
     const started = Date.now();
-    try {
-      const { value, attempts } = await withRetry(({ deadline }) => lane.attempt(prepared.mail, anySignal(signal, deadline - Date.now()), beforeSend), {
-        retry: config.retry,
-        signal,
-        resendInDoubt,
-        onRetry: ({ attempt, retriesLeft, delayMs, failure }) => {
-          lane.countDeferred();
-          emitter.emit('retry', { attempt, retriesLeft, delayMs, decision: failure.decision.kind, responseCode: failure.responseCode, response: failure.response, provider: lane.provider, lane: lane.name, messageId: id, recipients });
-        },
-      });
-      const info = value as { response?: string; rejected?: unknown[] };
-      emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: info.response, rejected: (info.rejected ?? []).map(String), durationMs: Date.now() - started });
-      return Object.assign(value, { attempts, provider: lane.provider, id });
-    } catch (error) {
-      if (!(error instanceof RetryStopped)) {
-        if (signal?.aborted || closed) throw new AbortedError(closed ? 'mailer closed before the message was sent' : 'send aborted', { cause: signal?.reason });
-        throw error;
+    // The envelope goes in parts when the provider takes fewer recipients per message, or when the
+    // server says so (452 4.5.3): each part is one SMTP transaction, paced and retried on its own.
+    const limit = config.providers[lane.provider]!.maxRecipientsPerMessage ?? Infinity;
+    const parts = recipients.length > limit ? chunk(recipients, limit) : [recipients];
+    const results: SentMessageInfo[] = [];
+    let attempts = 0;
+    while (parts.length > 0) {
+      const part = parts.shift()!;
+      const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
+      try {
+        const result = await withRetry(({ deadline }) => lane.attempt(mail, anySignal(signal, deadline - Date.now()), beforeSend), {
+          retry: config.retry,
+          signal,
+          resendInDoubt,
+          canSplit: part.length > 1,
+          onRetry: ({ attempt, retriesLeft, delayMs, failure }) => {
+            lane.countDeferred();
+            emitter.emit('retry', { attempt: attempts + attempt, retriesLeft, delayMs, decision: failure.decision.kind, responseCode: failure.responseCode, response: failure.response, provider: lane.provider, lane: lane.name, messageId: id, recipients: part });
+          },
+        });
+        attempts += result.attempts;
+        results.push(result.value);
+        // Recipients refused for being too many in this transaction go again, in a part of their own.
+        const refused = tooMany(result.value);
+        if (refused.length > 0) parts.push(...halves(refused));
+      } catch (error) {
+        if (!(error instanceof RetryStopped)) {
+          if (signal?.aborted || closed) throw new AbortedError(closed ? 'mailer closed before the message was sent' : 'send aborted', { cause: signal?.reason });
+          throw error;
+        }
+        attempts += error.attempts;
+        if (error.reason === 'split') {
+          parts.unshift(...halves(part));
+          continue;
+        }
+        lane.countFailed();
+        const { failure, reason } = error;
+        const why = { 'not-retryable': '', deadline: ' (out of retry time)', 'retries-exhausted': ' (out of retries)', 'in-doubt': ' (in doubt: the server may have accepted it; not resent)', split: '' }[reason];
+        const partly = results.length > 0 ? ` (after ${results.flatMap((r) => r.accepted ?? []).length} of ${recipients.length} recipients accepted)` : '';
+        const delivery = new DeliveryError(`Delivery ${about(id)}failed: ${failure.response ?? failure.message}${why}${partly}`, {
+          decision: failure.decision.kind,
+          attempts,
+          provider: lane.provider,
+          messageId: id,
+          responseCode: failure.responseCode,
+          response: failure.response,
+          inDoubt: failure.inDoubt,
+        });
+        throw failed(lane.name, id, recipients, delivery);
       }
-      const { failure, attempts, reason } = error;
-      lane.countFailed();
-      const why = { 'not-retryable': '', deadline: ' (out of retry time)', 'retries-exhausted': ' (out of retries)', 'in-doubt': ' (in doubt: the server may have accepted it; not resent)' }[reason];
-      const delivery = new DeliveryError(`Delivery ${about(id)}failed: ${failure.response ?? failure.message}${why}`, {
-        decision: failure.decision.kind,
-        attempts,
-        provider: lane.provider,
-        messageId: id,
-        responseCode: failure.responseCode,
-        response: failure.response,
-        inDoubt: failure.inDoubt,
-      });
-      throw failed(lane.name, id, recipients, delivery);
     }
+    const value = merge(results);
+    const rejected = ((value as { rejected?: unknown[] }).rejected ?? []).map(String);
+    emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
+    return Object.assign(value, { attempts, provider: lane.provider, id });
   }
 
   function failed(lane: string, id: string | undefined, recipients: readonly string[], error: DeliveryError): DeliveryError {
@@ -142,12 +166,12 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     on: emitter.on,
     off: emitter.off,
     once: emitter.once,
-    stats: () => Promise.all([...lanes.values()].map((lane) => lane.stats())),
+    stats: () => Promise.all([...lanes.all.values()].map((lane) => lane.stats())),
 
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.all([...lanes.values()].map((lane) => lane.close()));
+      await lanes.close();
       await Promise.all([limiter.close(), ledger.close()]);
       await redis?.close();
     },
@@ -155,6 +179,38 @@ export function createMailer(options: MailerOptionsInput): Mailer {
 }
 
 const about = (id: string | undefined) => (id ? `of ${id} ` : '');
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+const halves = <T>(items: readonly T[]): T[][] => (items.length > 1 ? chunk(items, Math.ceil(items.length / 2)) : [[...items]]);
+
+/** Recipients a server refused with "452 too many recipients" while it accepted the others. */
+function tooMany(info: SentMessageInfo): string[] {
+  const errors = (info as { rejectedErrors?: Array<{ recipient?: string } & Record<string, unknown>> }).rejectedErrors ?? [];
+  const refused = errors.filter((e) => e.recipient && isTooManyRecipients(e)).map((e) => e.recipient!);
+  return refused;
+}
+
+/** One result for a message sent in parts: every accepted and rejected recipient, the last reply. */
+function merge(results: SentMessageInfo[]): SentMessageInfo {
+  if (results.length === 1) return results[0]!;
+  const accepted: unknown[] = results.flatMap((r) => r.accepted ?? []);
+  // A recipient refused as one too many and accepted in a later part was not rejected.
+  const delivered = new Set(accepted.map(String));
+  const rejected = results.flatMap((r) => (r.rejected ?? []) as unknown[]).filter((address) => !delivered.has(String(address)));
+  return { ...results.at(-1)!, accepted: accepted as string[], rejected: rejected as string[], envelope: { ...results.at(-1)!.envelope, to: results.flatMap((r) => r.envelope?.to ?? []) } };
+}
+
+/** The envelope sender of a message: its `envelope.from`, or the address of `from`. */
+function envelopeFrom(mail: SendMailOptions): string | undefined {
+  const envelope = mail.envelope as { from?: unknown } | undefined;
+  if (typeof envelope?.from === 'string') return envelope.from;
+  return addresses(mail.from)[0];
+}
 
 function batchDuration(name: string, value: number | string | undefined, fallback: number): number {
   if (value === undefined) return fallback;

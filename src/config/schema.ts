@@ -108,6 +108,32 @@ export const providerSchema = z
   })
   .strict();
 
+const domainList = (what: string) =>
+  z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, { error: `expected ${what} such as "gmail.com"` }).transform((d) => d.toLowerCase().replace(/^\.+|\.+$/g, '')));
+
+/** A destination group: receiving-side limits for the recipients of some domains. */
+export const destinationSchema = z
+  .object({
+    /** Recipient domains of the group. @example ['gmail.com', 'googlemail.com'] */
+    domains: domainList('a domain').default([]),
+    /** MX host suffixes: a custom domain whose MX ends in one of them belongs to the group. @example ['google.com'] */
+    mx: domainList('an MX host suffix').default([]),
+    /** The group's own rate windows, on top of the provider's. */
+    rate: z.union([rateWindowSchema, z.array(rateWindowSchema)]).optional(),
+    /** Connections to the group at once, on top of the provider's cap. */
+    maxConnections: positiveInt('a connection count').optional(),
+  })
+  .strict();
+
+export const dnsSchema = z
+  .object({
+    /** Resolves MX records, as `dns.promises.resolveMx` does (inject one for tests). @default dns.promises.resolveMx */
+    resolveMx: z.custom<(domain: string) => Promise<Array<{ exchange: string; priority: number }>>>((value) => typeof value === 'function', { error: 'expected a function like dns.promises.resolveMx' }).optional(),
+    /** How long an MX answer (or a failure) is remembered. @default '1h' */
+    cacheTtl: duration.default(3_600_000),
+  })
+  .strict();
+
 export const retrySchema = z
   .object({
     /** Retries after the first attempt. Refused connections and quota pauses do not use them up. @default 8 */
@@ -179,6 +205,14 @@ export const mailerOptionsSchema = z
     providers: z
       .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a provider name of letters, digits, "_", "-" or "."' }), providerSchema)
       .refine((providers) => Object.keys(providers).length > 0, { error: 'expected at least one provider' }),
+    /**
+     * Receiving-side shaping by recipient domain or MX host. Off until set; once set, the built-in
+     * groups (gmail, microsoft, yahoo, icloud) join in unless switched off with `name: false`, and a
+     * group of the same name replaces the built-in one.
+     */
+    destinations: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a group name of letters, digits, "_", "-" or "."' }), z.union([z.literal(false), destinationSchema])).optional(),
+    /** MX lookups of destination groups. */
+    dns: dnsSchema.default(() => dnsSchema.parse({})),
     retry: retrySchema.default(() => retrySchema.parse({})),
     /** How long a batch's ledger (what was sent) is kept after its last run. @default '7d' */
     ledgerTtl: duration.default(7 * 86_400_000),
@@ -195,3 +229,5 @@ export type ProviderConfig = z.output<typeof providerSchema>;
 export type ProviderOptions = z.input<typeof providerSchema>;
 export type RetryConfig = z.output<typeof retrySchema>;
 export type RateWindow = z.input<typeof rateWindowSchema>;
+export type DestinationOptions = z.input<typeof destinationSchema>;
+export type DestinationConfig = z.output<typeof destinationSchema>;

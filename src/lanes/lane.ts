@@ -3,7 +3,7 @@ import type { ThrottleEvent } from '../events.js';
 import type { LaneLimiter, LaneSpec, Lease } from '../limiter/limiter.js';
 import { AttemptFailure } from '../retry/attempt-failure.js';
 import { sleep } from '../retry/sleep.js';
-import { classifySmtpError } from '../smtp/classify.js';
+import { classifySmtpError, isTooManyRecipients } from '../smtp/classify.js';
 import type { Decision } from '../smtp/decision.js';
 import {
   initialState,
@@ -28,6 +28,12 @@ export interface LaneOptions {
   provider: string;
   spec: LaneSpec;
   limiter: LaneLimiter;
+  /**
+   * The provider's own limits, shared by all its lanes (when destination groups split it): every
+   * send passes both. Lane events (slow-downs) change the lane only; a quota pause or a stop
+   * (bad credentials) is the provider's, and reaches all its lanes through this.
+   */
+  shared?: LaneLimiter | undefined;
   transport: TransportFactory;
   controller: ControllerOptions;
   /** Pause after a quota refusal that names no delay. */
@@ -164,7 +170,6 @@ export class Lane {
     }
     for (const wake of this.#idle.splice(0)) wake();
     while (this.#workers > 0) await sleep(10);
-    this.#options.transport.close();
   }
 
   // Starts a connection when there is work and every open one is busy sending. A connection
@@ -185,7 +190,7 @@ export class Lane {
     this.#starting++;
     let lease: Lease;
     try {
-      lease = await this.#options.limiter.acquire(this.#abort.signal);
+      lease = await this.#acquire();
     } catch (error) {
       this.#starting--;
       this.#workers--;
@@ -210,6 +215,20 @@ export class Lane {
       await lease.release().catch((error: Error) => this.#options.onLimiterError(error));
       this.#workers--;
       this.#pump();
+    }
+  }
+
+  /** A slot of the lane, then one of the provider (never the other way: a provider slot held while waiting for a lane would starve the other lanes). */
+  async #acquire(): Promise<Lease> {
+    const signal = this.#abort.signal;
+    const own = await this.#options.limiter.acquire(signal);
+    if (!this.#options.shared) return own;
+    try {
+      const shared = await this.#options.shared.acquire(signal);
+      return { id: own.id, release: () => Promise.all([shared.release(), own.release()]).then(() => undefined) };
+    } catch (error) {
+      await own.release().catch(() => {});
+      throw error;
     }
   }
 
@@ -246,13 +265,22 @@ export class Lane {
     this.#pacing++;
     try {
       const reservation = await limiter.reserve(job.signal);
-      this.#state = reservation.state;
-      if (reservation.state.stopped) {
+      const shared = this.#options.shared ? await this.#options.shared.reserve(job.signal) : undefined;
+      this.#state = shared ? withProviderState(reservation.state, shared.state) : reservation.state;
+      if (this.#state.stopped) {
         job.reject(this.#stoppedFailure());
         this.#failQueued();
         return 'close';
       }
-      await sleep(reservation.waitMs);
+      const waitMs = Math.max(reservation.waitMs, shared?.waitMs ?? 0);
+      // Paused for longer than a connection should idle (a quota, a named delay): give the
+      // connection back and put the message back in line until the pause ends.
+      if (this.#state.pausedUntil - Date.now() > CONNECTION_IDLE_MS && waitMs > CONNECTION_IDLE_MS) {
+        this.#requeue(job);
+        this.#wakeAt(this.#state.pausedUntil - Date.now());
+        return 'close';
+      }
+      await sleep(waitMs);
     } catch (error) {
       // The limiter failed (Redis down): the attempt did not happen; the retry loop tries again.
       this.#options.onLimiterError(error as Error);
@@ -309,20 +337,26 @@ export class Lane {
         outcome = 'close';
         break;
       }
-      case 'quota-exceeded':
-        await this.#throttle('pause', decision, reply, pauseFor(decision.retryAfterMs ?? this.#options.quotaPauseMs, 'quota-exceeded'));
+      case 'quota-exceeded': {
+        const pause = pauseFor(decision.retryAfterMs ?? this.#options.quotaPauseMs, 'quota-exceeded');
+        await this.#options.shared?.update(pause).catch((error: Error) => this.#options.onLimiterError(error));
+        await this.#throttle('pause', decision, reply, pause);
         break;
-      case 'auth':
+      }
+      case 'auth': {
         // Bad credentials: stop the provider, do not hammer it with every pending message.
-        await this.#throttle('stop', decision, reply, stop(`authentication failed: ${reply.response ?? 'no reply'}`));
+        const halt = stop(`authentication failed: ${reply.response ?? 'no reply'}`);
+        await this.#options.shared?.update(halt).catch((error: Error) => this.#options.onLimiterError(error));
+        await this.#throttle('stop', decision, reply, halt);
         outcome = 'close';
         break;
+      }
       default:
         break;
     }
     // No reply after the whole body went out: the server may have taken it (a timeout after the final dot).
     const inDoubt = streamed === true && reply.responseCode === undefined;
-    job.reject(new AttemptFailure(decision, { ...reply, lane: this.name, cause: error, inDoubt }));
+    job.reject(new AttemptFailure(decision, { ...reply, lane: this.name, cause: error, inDoubt, tooManyRecipients: isTooManyRecipients(error) }));
     if (this.#state.stopped) this.#failQueued();
     return outcome;
   }
@@ -354,6 +388,13 @@ export class Lane {
       this.#state = transition(this.#state, Date.now()) ?? this.#state;
     }
     return this.#state;
+  }
+
+  /** Puts a taken job back at the head of the queue, listening to its signal again. */
+  #requeue(job: Job): void {
+    this.#queue.unshift(job);
+    if (job.signal?.aborted) return job.onAbort();
+    job.signal?.addEventListener('abort', job.onAbort, { once: true });
   }
 
   #failQueued(): void {
@@ -393,6 +434,17 @@ export class Lane {
       Math.max(10, ms),
     );
   }
+}
+
+/** The lane's state with the provider's pause and stop folded in. */
+function withProviderState(lane: AdaptiveState, provider: AdaptiveState): AdaptiveState {
+  if (provider.pausedUntil <= lane.pausedUntil && !provider.stopped) return lane;
+  return {
+    ...lane,
+    pausedUntil: Math.max(lane.pausedUntil, provider.pausedUntil),
+    pauseReason: provider.pausedUntil > lane.pausedUntil ? provider.pauseReason : lane.pauseReason,
+    stopped: lane.stopped ?? provider.stopped,
+  };
 }
 
 function tightestRate(spec: LaneSpec): number | null {

@@ -1,40 +1,105 @@
-import type { MailerConfig } from '../config/schema.js';
+import { builtinDestinations } from '../config/destinations.js';
+import { destinationSchema, type DestinationConfig, type MailerConfig, type ProviderConfig } from '../config/schema.js';
 import type { InternalEmitter } from '../emitter.js';
-import type { Limiter, RateWindowSpec } from '../limiter/limiter.js';
-import { collectSecrets, createRedactor } from '../redact.js';
+import type { LaneLimiter, LaneSpec, Limiter, RateWindowSpec } from '../limiter/limiter.js';
+import { collectSecrets, createRedactor, type Redactor } from '../redact.js';
 import { DEFAULT_CONTROLLER } from './controller.js';
 import { Lane } from './lane.js';
-import { createTransportFactory, type TransportInput } from './transport.js';
+import { createRouter, type GroupSpec } from './router.js';
+import { createTransportFactory, type TransportFactory, type TransportInput } from './transport.js';
 
-/** One lane per provider, each with its limiter state, controller settings and transport. */
-export function createLanes(config: MailerConfig, limiter: Limiter, emitter: InternalEmitter): Map<string, Lane> {
+export interface Lanes {
+  /** Every lane, by key: `provider`, or `provider:group` and `provider:*` with destination groups. */
+  all: Map<string, Lane>;
+  providers: string[];
+  /** The lane of a message for `provider`, or undefined when the provider is unknown. */
+  pick(provider: string, recipients: readonly string[]): Promise<Lane | undefined>;
+  close(): Promise<void>;
+}
+
+/** The key of a provider's lane for recipients outside every destination group. */
+const DEFAULT_GROUP = '*';
+
+/**
+ * The lanes: one per provider, or, with destination groups, one per provider × group plus one for
+ * everything else, each with its own limiter state and controller, all under the provider's limits.
+ */
+export function createLanes(config: MailerConfig, limiter: Limiter, emitter: InternalEmitter): Lanes {
   const redact = createRedactor(Object.values(config.providers).flatMap((p) => collectSecrets(p.transport)));
-  const lanes = new Map<string, Lane>();
-  for (const [name, provider] of Object.entries(config.providers)) {
-    const windows: RateWindowSpec[] = provider.rate === undefined ? [] : Array.isArray(provider.rate) ? provider.rate : [provider.rate];
-    const spec = { windows, maxConnections: provider.maxConnections };
-    const lane = new Lane({
-      name,
-      provider: name,
-      spec,
-      limiter: limiter.lane(name, spec),
-      transport: createTransportFactory(provider.transport as TransportInput, provider.maxMessagesPerConnection),
-      controller: {
-        ...DEFAULT_CONTROLLER,
-        maxConnections: provider.maxConnections,
-        baseRatePerSecond: windows.length ? Math.min(...windows.map((w) => (w.max / w.perMs) * 1000)) : Infinity,
-        decrease: config.adaptive.decrease,
-        increase: config.adaptive.increase,
-        minRateFactor: config.adaptive.minRate,
-        cooldownMs: config.adaptive.cooldown,
-      },
-      // A quota refusal that names no delay: wait out the longest window (a daily quota resets within it).
-      quotaPauseMs: Math.max(config.retry.maxDelay, ...windows.map((w) => w.perMs)),
-      redact,
-      onThrottle: (event) => emitter.emit('throttle', event),
-      onLimiterError: (error) => emitter.emit('error', { error: new Error(redact(error.message)), source: 'limiter' }),
-    });
-    lanes.set(name, lane);
+  const groups = destinationGroups(config);
+  const router = groups.length ? createRouter({ groups, resolveMx: config.dns.resolveMx, cacheTtlMs: config.dns.cacheTtl }) : undefined;
+  const all = new Map<string, Lane>();
+  const transports: TransportFactory[] = [];
+
+  for (const [provider, options] of Object.entries(config.providers)) {
+    const windows = asWindows(options.rate);
+    const providerSpec: LaneSpec = { windows, maxConnections: options.maxConnections };
+    const transport = createTransportFactory(options.transport as TransportInput, options.maxMessagesPerConnection);
+    transports.push(transport);
+    if (!router) {
+      all.set(provider, lane(provider, provider, providerSpec, limiter.lane(provider, providerSpec), undefined, transport, options, config, emitter, redact));
+      continue;
+    }
+    const shared = limiter.lane(provider, providerSpec);
+    for (const group of [...groups, undefined]) {
+      const key = `${provider}:${group?.name ?? DEFAULT_GROUP}`;
+      // The lane's own copy of the provider's windows gives its controller a rate to slow down.
+      const spec: LaneSpec = { windows: [...windows, ...(group?.windows ?? [])], maxConnections: Math.min(options.maxConnections, group?.maxConnections ?? Infinity) };
+      all.set(key, lane(key, provider, spec, limiter.lane(key, spec), shared, transport, options, config, emitter, redact));
+    }
   }
-  return lanes;
+
+  return {
+    all,
+    providers: Object.keys(config.providers),
+    async pick(provider, recipients) {
+      if (!router) return all.get(provider);
+      if (!(provider in config.providers)) return undefined;
+      return all.get(`${provider}:${(await router.groupFor(recipients)) ?? DEFAULT_GROUP}`);
+    },
+    async close() {
+      await Promise.all([...all.values()].map((l) => l.close()));
+      for (const transport of transports) transport.close();
+    },
+  };
+}
+
+function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, shared: LaneLimiter | undefined, transport: TransportFactory, options: ProviderConfig, config: MailerConfig, emitter: InternalEmitter, redact: Redactor): Lane {
+  return new Lane({
+    name: key,
+    provider,
+    spec,
+    limiter: own,
+    shared,
+    transport,
+    controller: {
+      ...DEFAULT_CONTROLLER,
+      maxConnections: spec.maxConnections,
+      baseRatePerSecond: spec.windows.length ? Math.min(...spec.windows.map((w) => (w.max / w.perMs) * 1000)) : Infinity,
+      decrease: config.adaptive.decrease,
+      increase: config.adaptive.increase,
+      minRateFactor: config.adaptive.minRate,
+      cooldownMs: config.adaptive.cooldown,
+    },
+    // A quota refusal that names no delay: wait out the longest window (a daily quota resets within it).
+    quotaPauseMs: Math.max(config.retry.maxDelay, ...asWindows(options.rate).map((w) => w.perMs)),
+    redact,
+    onThrottle: (event) => emitter.emit('throttle', event),
+    onLimiterError: (error) => emitter.emit('error', { error: new Error(redact(error.message)), source: 'limiter' }),
+  });
+}
+
+/** The configured groups: built-ins unless switched off, replaced by user groups of the same name. */
+function destinationGroups(config: MailerConfig): GroupSpec[] {
+  if (!config.destinations) return [];
+  const merged: Record<string, DestinationConfig | false> = {};
+  for (const [name, group] of Object.entries(builtinDestinations)) merged[name] = destinationSchema.parse(group);
+  Object.assign(merged, config.destinations);
+  return Object.entries(merged).flatMap(([name, group]) =>
+    group === false ? [] : [{ name, domains: group.domains, mx: group.mx, windows: asWindows(group.rate), maxConnections: group.maxConnections }],
+  );
+}
+
+function asWindows(rate: RateWindowSpec | RateWindowSpec[] | undefined): RateWindowSpec[] {
+  return rate === undefined ? [] : Array.isArray(rate) ? rate : [rate];
 }

@@ -25,6 +25,8 @@ export interface RetryLoopOptions {
   onRetry?: (info: RetryInfo) => void;
   /** Retry an attempt whose outcome is unknown (the server may have accepted it). @default false */
   resendInDoubt?: boolean;
+  /** Stop with reason `'split'` when the server takes fewer recipients: the caller sends the envelope in parts. */
+  canSplit?: boolean;
   random?: () => number;
   now?: () => number;
 }
@@ -35,7 +37,7 @@ export class RetryStopped extends Error {
   constructor(
     readonly failure: AttemptFailure,
     readonly attempts: number,
-    readonly reason: 'not-retryable' | 'retries-exhausted' | 'deadline' | 'in-doubt',
+    readonly reason: 'not-retryable' | 'retries-exhausted' | 'deadline' | 'in-doubt' | 'split',
   ) {
     super(failure.message, { cause: failure });
   }
@@ -81,6 +83,7 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
         if (options.signal?.aborted) throw options.signal.reason;
         const failure = error as AttemptFailure;
         const { decision } = failure;
+        if (failure.tooManyRecipients && options.canSplit) throw new RetryStopped(failure, attempts, 'split');
         if (!isRetryable(decision)) throw new RetryStopped(failure, attempts, 'not-retryable');
         // Sending again could deliver it twice: only when asked.
         if (failure.inDoubt && !options.resendInDoubt) throw new RetryStopped(failure, attempts, 'in-doubt');
