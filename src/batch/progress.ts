@@ -21,7 +21,8 @@ export function createProgress(counts: Counts, knownTotal: number | undefined, i
       const done = counts.sent + counts.failed + counts.skipped + counts.inDoubt;
       samples.push({ at: now, done });
       while (samples.length > 2 && samples[0]!.at < now - RATE_WINDOW_MS) samples.shift();
-      const first = samples[0]!;
+      // Until there are two samples, the rate since the batch started.
+      const first = samples.length > 1 ? samples[0]! : { at: started, done: 0 };
       const span = now - first.at;
       const ratePerSecond = span > 0 ? ((done - first.done) * 1_000) / span : 0;
       const left = knownTotal === undefined ? undefined : Math.max(0, knownTotal - done);
