@@ -1,0 +1,86 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMailer, isDeliveryError, type Mailer, type MailerOptions } from '../../src/index.js';
+import { share } from '../../src/limiter/failover.js';
+import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
+import { freePort, startRedisServer, uniquePrefix } from '../helpers/redis-server.js';
+
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
+});
+
+async function smtp(): Promise<ThrottlingSmtpServer> {
+  const srv = await startThrottlingSmtpServer();
+  cleanup.push(() => srv.close());
+  return srv;
+}
+
+function mailer(options: MailerOptions): { m: Mailer; errors: string[] } {
+  const m = createMailer(options);
+  cleanup.push(() => m.close());
+  const errors: string[] = [];
+  m.on('error', (e) => errors.push(`${e.source}: ${e.error.message}`));
+  return { m, errors };
+}
+
+const msg = (i: number) => ({ from: 'news@example.org', to: `r${i}@example.net`, subject: 'Hi', text: 'Hello' });
+
+describe('Redis outages', () => {
+  it("onRedisDown: 'local' keeps sending at this process's share while Redis is down, and goes back to Redis", async () => {
+    const redis = await startRedisServer();
+    cleanup.push(() => redis.stop());
+    const srv = await smtp();
+    const { m, errors } = mailer({ redis: redis.url, keyPrefix: uniquePrefix(), onRedisDown: 'local', providers: { main: { transport: srv.transportOptions(), rate: { max: 40, per: '1s' }, maxConnections: 2 } }, retry: { minDelay: '50ms', maxDelay: '200ms' } });
+
+    await Promise.all(Array.from({ length: 20 }, (_, i) => m.send(msg(i))));
+    const downAt = Date.now();
+    const restart = redis.restart({ keepData: false, downMs: 6_000 });
+    await Promise.all(Array.from({ length: 120 }, (_, i) => m.send(msg(20 + i))));
+    await restart;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => m.send(msg(140 + i))));
+
+    expect(srv.counts()).toMatchObject({ unique: 160, duplicates: 0 });
+    // Mail kept flowing while Redis was away (not only after it came back).
+    const duringOutage = srv.accepted.filter((a) => a.at > downAt + 500 && a.at < downAt + 5_500).length;
+    expect(duringOutage).toBeGreaterThan(40);
+    expect(errors).toEqual(expect.arrayContaining([expect.stringMatching(/^redis: Redis is unreachable .*this process's share/), expect.stringMatching(/^redis: Redis is back/)]));
+  });
+
+  it("onRedisDown: 'wait' (the default) waits for a Redis that is unreachable at createMailer, then sends", async () => {
+    const port = await freePort();
+    const srv = await smtp();
+    const { m, errors } = mailer({ redis: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix(), providers: { main: { transport: srv.transportOptions() } } });
+    const sending = Promise.all(Array.from({ length: 10 }, (_, i) => m.send(msg(i))));
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(srv.counts().unique).toBe(0);
+    const redis = await startRedisServer({ port });
+    cleanup.push(() => redis.stop());
+    await sending;
+    expect(srv.counts()).toMatchObject({ unique: 10, duplicates: 0 });
+    expect(errors[0]).toMatch(/^redis: Redis is unreachable .*sends wait for it/);
+  });
+
+  it('never hangs: with Redis gone for good a send fails at its retry deadline', async () => {
+    const port = await freePort();
+    const srv = await smtp();
+    const { m } = mailer({ redis: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix(), providers: { main: { transport: srv.transportOptions() } }, retry: { maxRetryTime: '3s', minDelay: '100ms', maxDelay: '500ms' } });
+    const started = Date.now();
+    const error = await m.send(msg(1)).catch((e: unknown) => e);
+    expect(isDeliveryError(error)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(srv.counts().unique).toBe(0);
+  });
+});
+
+describe('share', () => {
+  it("gives each process its share of every limit, never less than one", () => {
+    expect(share({ windows: [{ max: 50, perMs: 1_000, burst: 1 }, { max: 10_000, perMs: 86_400_000, burst: 10_000 }], maxConnections: 10 }, 4)).toEqual({
+      windows: [
+        { max: 12, perMs: 1_000, burst: 1 },
+        { max: 2_500, perMs: 86_400_000, burst: 2_500 },
+      ],
+      maxConnections: 2,
+    });
+    expect(share({ windows: [{ max: 2, perMs: 1_000, burst: 1 }], maxConnections: 1 }, 5)).toEqual({ windows: [{ max: 1, perMs: 1_000, burst: 1 }], maxConnections: 1 });
+  });
+});
