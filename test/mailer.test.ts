@@ -155,6 +155,26 @@ describe('createMailer().send against a throttling server', () => {
     expect(srv.stats().dropped).toBeGreaterThan(0);
   });
 
+  it('pauses the whole lane on a quota refusal and keeps its messages pending until the pause ends', async () => {
+    const srv = await server({ script: [{ match: 'user0@example.net', code: 454, reply: '454 Throttling failure: Daily message quota exceeded, try again in 2 seconds', times: 1, at: 'data' }] });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 1 } }, retry: { ...fast, retries: 0 } });
+    const events = record(m);
+    const first = m.send(message(0));
+    await new Promise((r) => setTimeout(r, 300));
+    // Sent while the lane is paused: it waits too, and nothing fails (retries: 0 is not used up).
+    const others = Promise.all([1, 2, 3].map((i) => m.send(message(i))));
+    const [lane] = await m.stats();
+    expect(lane!.state).toBe('paused');
+    expect(srv.counts().unique).toBe(0);
+    const results = await Promise.all([first, others]);
+    expect(results[0].attempts).toBe(2);
+    expect(srv.counts()).toMatchObject({ unique: 4, duplicates: 0 });
+    const pause = events.throttle.find((e) => e.action === 'pause')!;
+    expect(pause.decision).toBe('quota-exceeded');
+    // Every message went out after the pause the server asked for.
+    expect(Math.min(...srv.accepted.map((a) => a.at))).toBeGreaterThanOrEqual(pause.pausedUntil - 50);
+  });
+
   it('fails a message without recipients or with a malformed address alone', async () => {
     const srv = await server();
     const m = mailer({ providers: { main: { transport: srv.transportOptions() } } });

@@ -70,16 +70,17 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
       }
     },
     {
-      retries: retry.retries,
+      // Retries are counted here: p-retry stops at zero retries left even for failures that do not
+      // use one up (a refused connection, a quota pause), which must not end a message.
+      retries: Number.POSITIVE_INFINITY,
       // The delay is applied in onFailedAttempt; p-retry's own is zero.
       minTimeout: 0,
       maxTimeout: 0,
       maxRetryTime: retry.maxRetryTime,
       // No `signal` for p-retry: it would throw away a success that lands after an abort, and a
       // message the server accepted must be reported sent. Aborts are handled here instead.
-      shouldConsumeRetry: ({ error }) => consumesRetry((error as AttemptFailure).decision),
       shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).decision),
-      onFailedAttempt: async ({ error, retriesLeft }) => {
+      onFailedAttempt: async ({ error }) => {
         if (options.signal?.aborted) throw options.signal.reason;
         const failure = error as AttemptFailure;
         const { decision } = failure;
@@ -88,6 +89,7 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
         // Sending again could deliver it twice: only when asked.
         if (failure.inDoubt && !options.resendInDoubt) throw new RetryStopped(failure, attempts, 'in-doubt');
         const consumes = consumesRetry(decision);
+        const retriesLeft = retry.retries - consumed;
         if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');
         const delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
         if (now() + delayMs >= deadline) throw new RetryStopped(failure, attempts, 'deadline');

@@ -83,6 +83,13 @@ describe('withRetry', () => {
     expect(stopped.calls.at(-1)! - stopped.calls[0]!).toBeLessThanOrEqual(30_000);
   });
 
+  it('lets refused connections and quota pauses through even with retries: 0', async () => {
+    const { result } = await run([failure('connection-limited'), failure('quota-exceeded', 1_000), failure('connection-limited'), 'ok'], { retries: 0 });
+    expect(result).toEqual({ value: { value: 'sent', attempts: 4 } });
+    const none = await run([failure('transient'), 'ok'], { retries: 0 });
+    expect((none.result as { error: RetryStopped }).error.reason).toBe('retries-exhausted');
+  });
+
   it('gives up instead of waiting past maxRetryTime', async () => {
     const { result, calls } = await run([failure('greylisted'), 'ok'], { maxRetryTime: 60_000 });
     expect((result as { error: RetryStopped }).error.reason).toBe('deadline');
