@@ -1,24 +1,10 @@
 import { SMTPServer } from 'smtp-server';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMailer, isDeliveryError, type Mailer, type MailerEvents, type MailerOptions } from '../src/index.js';
-import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../src/testing/index.js';
+import { describe, expect, it } from 'vitest';
+import { isDeliveryError, type Mailer, type MailerEvents } from '../src/index.js';
+import type { ThrottlingSmtpServer } from '../src/testing/index.js';
+import { useCleanup } from './helpers/setup.js';
 
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-async function server(options: Parameters<typeof startThrottlingSmtpServer>[0] = {}): Promise<ThrottlingSmtpServer> {
-  const srv = await startThrottlingSmtpServer(options);
-  cleanup.push(() => srv.close());
-  return srv;
-}
-
-function mailer(options: MailerOptions): Mailer {
-  const m = createMailer(options);
-  cleanup.push(() => m.close());
-  return m;
-}
+const { server, mailer, defer } = useCleanup();
 
 /** Records every event of a mailer. */
 function record(m: Mailer) {
@@ -218,7 +204,7 @@ describe('createMailer().send against a plain smtp-server', () => {
       },
     });
     await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => new Promise((resolve) => plain.close(() => resolve(undefined))));
+    defer(() => new Promise((resolve) => plain.close(() => resolve(undefined))));
     const { port } = plain.server.address() as { port: number };
 
     const m = mailer({ providers: { local: { transport: { host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'client.example.org' }, rate: { max: 100, per: '1s' } } } });

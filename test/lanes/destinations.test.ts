@@ -1,24 +1,9 @@
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMailer, type Mailer, type MailerOptions } from '../../src/index.js';
-import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
+import { describe, expect, it } from 'vitest';
+import type { ThrottlingSmtpServer } from '../../src/testing/index.js';
+import { useCleanup } from '../helpers/setup.js';
 
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-async function server(options: Parameters<typeof startThrottlingSmtpServer>[0] = {}): Promise<ThrottlingSmtpServer> {
-  const srv = await startThrottlingSmtpServer(options);
-  cleanup.push(() => srv.close());
-  return srv;
-}
-
-function mailer(options: MailerOptions): Mailer {
-  const m = createMailer(options);
-  cleanup.push(() => m.close());
-  return m;
-}
+const { server, mailer, defer } = useCleanup();
 
 const msg = (to: string | string[]) => ({ from: 'news@example.org', to, subject: 'Hi', text: 'Hello' });
 
@@ -120,7 +105,7 @@ describe('envelope limits', () => {
       },
     });
     await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => new Promise((resolve) => plain.close(() => resolve(undefined))));
+    defer(() => new Promise((resolve) => plain.close(() => resolve(undefined))));
     return { port: (plain.server.address() as { port: number }).port, transactions };
   }
 
