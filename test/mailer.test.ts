@@ -213,3 +213,18 @@ describe('createMailer().send against a plain smtp-server', () => {
     expect(received.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `user${i}@example.net`).sort());
   });
 });
+
+describe('replies nodemailer loses', () => {
+  const { server, mailer } = useCleanup();
+
+  it('reads a 421 at RCPT on a reused connection as the rate limit it is, not a dropped connection', async () => {
+    const srv = await server({ script: [{ match: 'user1@example.net', code: 421, reply: '421 4.7.0 Try again later, closing connection. (RCPT) - gsmtp', times: 1 }] });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 1, rate: { max: 50, per: '1s' } } }, retry: fast });
+    const decisions: string[] = [];
+    m.on('retry', (e) => decisions.push(`${e.decision} ${e.responseCode}`));
+    await m.send(message(0)); // opens the connection that the next message reuses
+    await m.send(message(1));
+    expect(decisions).toEqual(['rate-limited 421']);
+    expect(srv.counts()).toMatchObject({ unique: 2, duplicates: 0 });
+  });
+});

@@ -305,7 +305,7 @@ export class Lane {
       info = await connection.send(job.mail);
     } catch (error) {
       this.#sending--;
-      return this.#failed(job, error, connection.streamed());
+      return this.#failed(job, withReply(error, connection.lastReply()), connection.streamed());
     }
     this.#sending--;
     this.#counts.sent++;
@@ -434,6 +434,16 @@ export class Lane {
       Math.max(10, ms),
     );
   }
+}
+
+/**
+ * An error without the server's reply (nodemailer lost it when the server closed the connection
+ * after a 421) gets the last reply the connection heard, when that was a refusal.
+ */
+function withReply(error: unknown, lastReply: string | undefined): unknown {
+  const err = error as { responseCode?: number; response?: string };
+  if (!lastReply || err?.responseCode !== undefined || !/^[45]\d\d[ -]/.test(lastReply)) return error;
+  return Object.assign(Object.create(Object.getPrototypeOf(error) as object) as object, error, { responseCode: Number(lastReply.slice(0, 3)), response: lastReply, message: (error as Error).message });
 }
 
 /** The lane's state with the provider's pause and stop folded in. */

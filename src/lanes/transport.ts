@@ -10,6 +10,8 @@ export interface Connection {
    * `undefined` when the transport cannot tell.
    */
   streamed(): boolean | undefined;
+  /** The server's last reply during the last `send()`, when the transport can tell. */
+  lastReply(): string | undefined;
   /** Closes the connection; resolves once its socket is gone (so that its slot can be reused). */
   close(): Promise<void>;
 }
@@ -36,16 +38,22 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
   if (typeof input === 'object' && input !== null && typeof (input as Transport).send === 'function') {
     return shared(nodemailer.createTransport(input as Transport), true);
   }
-  const base = typeof input === 'string' ? { url: input } : input;
+  const base = (typeof input === 'string' ? { url: input } : input) as Record<string, unknown>;
   return {
     ownsConnections: true,
     open() {
+      // A 421 to RCPT on a reused pooled connection reaches the caller as a bare "connection
+      // closed" error: the reply, which says why (rate, connections), is only in the transaction
+      // log. So the log is read, where the user has not set a logger of their own.
+      let lastReply: string | undefined;
+      const listen = base.logger === undefined && base.transactionLog === undefined;
       const transporter = nodemailer.createTransport({
         ...base,
         pool: true,
         maxConnections: 1,
         maxMessages: maxMessagesPerConnection,
         maxRequeues: 0,
+        ...(listen ? { transactionLog: true, logger: replyListener((reply) => (lastReply = reply)) } : {}),
       } as SMTPPoolOptions & { pool: true });
       // One message at a time goes through this connection, so one flag tells its stage. The
       // message stream is read only after the server's 354; its end means the body went out.
@@ -62,9 +70,11 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
       return {
         send: (mail) => {
           streamed = false;
+          lastReply = undefined;
           return transporter.sendMail(mail);
         },
         streamed: () => streamed,
+        lastReply: () => lastReply,
         close: () => closed(transporter),
       };
     },
@@ -75,7 +85,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
 function shared(transporter: Transporter, ours: boolean): TransportFactory {
   return {
     ownsConnections: false,
-    open: () => ({ send: (mail) => transporter.sendMail(mail), streamed: () => undefined, close: async () => {} }),
+    open: () => ({ send: (mail) => transporter.sendMail(mail), streamed: () => undefined, lastReply: () => undefined, close: async () => {} }),
     close() {
       if (ours) transporter.close();
     },
@@ -98,3 +108,19 @@ async function closed(transporter: Transporter): Promise<void> {
 }
 
 const CLOSE_WAIT_MS = 1_000;
+
+const noop = () => {};
+
+/** A nodemailer logger that hears the server's replies (the `tnx: 'server'` lines) and nothing else. */
+function replyListener(onReply: (reply: string) => void) {
+  return {
+    trace: noop,
+    info: noop,
+    warn: noop,
+    error: noop,
+    fatal: noop,
+    debug(entry: { tnx?: string } | undefined, message: unknown) {
+      if (entry?.tnx === 'server' && typeof message === 'string') onReply(message);
+    },
+  };
+}
