@@ -85,8 +85,9 @@ export class DeliveryError extends MailpacerError {
 /** The mailer was closed, or the send was aborted through its `signal`, before the message went out. */
 export class AbortedError extends MailpacerError {
   override name = 'AbortedError' as const;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_MAILPACER_ABORTED', message, options);
+  /** `ERR_MAILPACER_CLOSED` when `close()` stopped it, `ERR_MAILPACER_ABORTED` when a signal did. */
+  constructor(message: string, options?: { cause?: unknown; closed?: boolean }) {
+    super(options?.closed ? 'ERR_MAILPACER_CLOSED' : 'ERR_MAILPACER_ABORTED', message, options);
   }
 }
 

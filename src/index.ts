@@ -28,8 +28,9 @@ export type {
   ProgressEvent,
   ErrorEvent,
 } from './events.js';
-export type { MailerOptionsInput as MailerOptions, ProviderOptions, RateWindow } from './config/schema.js';
+export type { MailerOptionsInput as MailerOptions, ProviderOptions, RateWindow, DestinationOptions } from './config/schema.js';
 export type { LaneStats } from './lanes/lane.js';
 export { parseDuration } from './config/duration.js';
 export { presets } from './config/presets.js';
+export { builtinDestinations } from './config/destinations.js';
 export type { PresetConfig, PresetAuth, PresetTransport } from './config/presets.js';

@@ -69,13 +69,16 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   const lanes = createLanes(config, limiter, emitter);
   const { providers } = lanes;
   let closed = false;
+  const closing = new AbortController();
 
   // One message: route → lane (limiter → transport → classify) → retry → events.
   async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions): Promise<SendResult> {
     const { id, recipients } = prepared;
     const lane = await lanes.pick(prepared.provider ?? providers[0]!, recipients);
     if (!lane) throw failed(prepared.provider!, id, recipients, new DeliveryError(`Delivery ${about(id)}failed: unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`, { decision: 'permanent', attempts: 0, provider: prepared.provider!, messageId: id }));
-    if (closed) throw new AbortedError('mailer is closed');
+    if (closed) throw new AbortedError('mailer is closed', { closed: true });
+    // close() ends waits between retries too.
+    signal = signal ? AbortSignal.any([signal, closing.signal]) : closing.signal;
     const started = Date.now();
     // The envelope goes in parts when the provider takes fewer recipients per message, or when the
     // server says so (452 4.5.3): each part is one SMTP transaction, paced and retried on its own.
@@ -103,10 +106,9 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         const refused = tooMany(result.value);
         if (refused.length > 0) parts.push(...halves(refused));
       } catch (error) {
-        if (!(error instanceof RetryStopped)) {
-          if (signal?.aborted || closed) throw new AbortedError(closed ? 'mailer closed before the message was sent' : 'send aborted', { cause: signal?.reason });
-          throw error;
-        }
+        if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });
+        if (signal.aborted) throw new AbortedError('send aborted', { cause: signal.reason });
+        if (!(error instanceof RetryStopped)) throw error;
         attempts += error.attempts;
         if (error.reason === 'split') {
           parts.unshift(...halves(part));
@@ -151,7 +153,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     },
 
     async sendBatch(source, batchOptions = {}) {
-      if (closed) throw new AbortedError('mailer is closed');
+      if (closed) throw new AbortedError('mailer is closed', { closed: true });
       const resendInDoubt = batchOptions.resendInDoubt ?? config.retry.resendInDoubt;
       return runBatch(source, batchOptions, {
         deliver,
@@ -171,6 +173,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     async close() {
       if (closed) return;
       closed = true;
+      closing.abort(new AbortedError('mailer closed', { closed: true }));
       await lanes.close();
       await Promise.all([limiter.close(), ledger.close()]);
       await redis?.close();

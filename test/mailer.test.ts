@@ -161,6 +161,13 @@ describe('createMailer().send against a throttling server', () => {
     expect(Math.min(...srv.accepted.map((a) => a.at))).toBeGreaterThanOrEqual(pause.pausedUntil - 50);
   });
 
+  it('paces by the short windows: a daily quota is a total, not a rate', async () => {
+    const srv = await server();
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), rate: [{ max: 20, per: '1s' }, { max: 100_000, per: '24h' }] } } });
+    const [lane] = await m.stats();
+    expect(lane).toMatchObject({ configuredRate: 20, effectiveRate: 20 });
+  });
+
   it('fails a message without recipients or with a malformed address alone', async () => {
     const srv = await server();
     const m = mailer({ providers: { main: { transport: srv.transportOptions() } } });
@@ -211,6 +218,25 @@ describe('createMailer().send against a plain smtp-server', () => {
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => m.send(message(i))));
     expect(results.every((r) => r.attempts === 1)).toBe(true);
     expect(received.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `user${i}@example.net`).sort());
+  });
+});
+
+describe('close()', () => {
+  const { server, mailer } = useCleanup();
+
+  it('fails the messages still waiting with ERR_MAILPACER_CLOSED, and does not wait for their turn', async () => {
+    const srv = await server();
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), rate: { max: 1, per: '1s' }, maxConnections: 1 } } });
+    const sends = Array.from({ length: 5 }, (_, i) => m.send(message(i)).then(() => 'sent', (e: { code?: string; name?: string }) => `${e.name} ${e.code}`));
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await m.close();
+    expect(Date.now() - started).toBeLessThan(1_500);
+    const outcomes = await Promise.all(sends);
+    expect(outcomes[0]).toBe('sent');
+    expect(outcomes.slice(1)).toEqual(Array(4).fill('AbortedError ERR_MAILPACER_CLOSED'));
+    expect(srv.counts().unique).toBe(1);
+    await expect(m.send(message(9))).rejects.toMatchObject({ code: 'ERR_MAILPACER_CLOSED' });
   });
 });
 

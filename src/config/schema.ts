@@ -114,10 +114,10 @@ const domainList = (what: string) =>
 /** A destination group: receiving-side limits for the recipients of some domains. */
 export const destinationSchema = z
   .object({
-    /** Recipient domains of the group. @example ['gmail.com', 'googlemail.com'] */
-    domains: domainList('a domain').default([]),
-    /** MX host suffixes: a custom domain whose MX ends in one of them belongs to the group. @example ['google.com'] */
-    mx: domainList('an MX host suffix').default([]),
+    /** Recipient domains of the group. @default the built-in group's, for a built-in name; else none @example ['gmail.com', 'googlemail.com'] */
+    domains: domainList('a domain').optional(),
+    /** MX host suffixes: a custom domain whose MX ends in one of them belongs to the group. @default the built-in group's, for a built-in name; else none @example ['google.com'] */
+    mx: domainList('an MX host suffix').optional(),
     /** The group's own rate windows, on top of the provider's. */
     rate: z.union([rateWindowSchema, z.array(rateWindowSchema)]).optional(),
     /** Connections to the group at once, on top of the provider's cap. */

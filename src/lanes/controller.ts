@@ -124,6 +124,14 @@ export function stop(reason: string): StateTransition {
   return (state) => (state.stopped === reason ? null : { ...state, stopped: reason });
 }
 
+/**
+ * Lifts a stop. A stop is for the credentials that caused it: a new mailer, which may bring fixed
+ * ones, starts its lanes with this rather than inherit a stop kept in Redis.
+ */
+export function unstop(): StateTransition {
+  return (state) => (state.stopped === null ? null : { ...state, stopped: null });
+}
+
 /** Whether the lane may send at `now`. */
 export function isPaused(state: AdaptiveState, now: number): boolean {
   return state.pausedUntil > now;

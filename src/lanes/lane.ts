@@ -1,5 +1,7 @@
 import type { SendMailOptions, SentMessageInfo } from 'nodemailer';
+import { AbortedError } from '../errors.js';
 import type { ThrottleEvent } from '../events.js';
+import { paceRate } from '../limiter/gcra.js';
 import type { LaneLimiter, LaneSpec, Lease } from '../limiter/limiter.js';
 import { AttemptFailure } from '../retry/attempt-failure.js';
 import { sleep } from '../retry/sleep.js';
@@ -12,6 +14,7 @@ import {
   onSuccess,
   pauseFor,
   stop,
+  unstop,
   type AdaptiveState,
   type ControllerOptions,
   type StateTransition,
@@ -72,7 +75,7 @@ interface Job {
   mail: SendMailOptions;
   beforeSend: BeforeSend | undefined;
   resolve: (info: SentMessageInfo) => void;
-  reject: (failure: AttemptFailure) => void;
+  reject: (failure: AttemptFailure | AbortedError) => void;
   signal: AbortSignal | undefined;
   onAbort: () => void;
 }
@@ -97,18 +100,21 @@ export class Lane {
   #wakeTimer: NodeJS.Timeout | undefined;
   #abort = new AbortController();
   #counts = { sent: 0, deferred: 0, failed: 0 };
+  /** Lifting a stop left in Redis by an earlier mailer; the first connection waits for it. */
+  #ready: Promise<unknown>;
 
   constructor(options: LaneOptions) {
     this.name = options.name;
     this.provider = options.provider;
     this.#options = options;
     this.#state = initialState(options.spec);
+    this.#ready = Promise.all([options.limiter.update(unstop()), options.shared?.update(unstop())]).catch(() => {});
   }
 
   /** One attempt at sending `mail`. Resolves with nodemailer's info, rejects with an `AttemptFailure`. */
   attempt(mail: SendMailOptions, signal?: AbortSignal, beforeSend?: BeforeSend): Promise<SentMessageInfo> {
     if (this.#state.stopped) return Promise.reject(this.#stoppedFailure());
-    if (this.#closed) return Promise.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: 'mailer closed' }));
+    if (this.#closed) return Promise.reject(closedError());
     return new Promise((resolve, reject) => {
       const job: Job = {
         mail,
@@ -166,7 +172,7 @@ export class Lane {
     this.#abort.abort(new Error('lane closed'));
     for (const job of this.#queue.splice(0)) {
       job.signal?.removeEventListener('abort', job.onAbort);
-      job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: 'mailer closed' }));
+      job.reject(closedError());
     }
     for (const wake of this.#idle.splice(0)) wake();
     while (this.#workers > 0) await sleep(10);
@@ -220,6 +226,7 @@ export class Lane {
 
   /** A slot of the lane, then one of the provider (never the other way: a provider slot held while waiting for a lane would starve the other lanes). */
   async #acquire(): Promise<Lease> {
+    await this.#ready;
     const signal = this.#abort.signal;
     const own = await this.#options.limiter.acquire(signal);
     if (!this.#options.shared) return own;
@@ -280,7 +287,12 @@ export class Lane {
         this.#wakeAt(this.#state.pausedUntil - Date.now());
         return 'close';
       }
-      await sleep(waitMs);
+      try {
+        await sleep(waitMs, this.#abort.signal);
+      } catch {
+        job.reject(closedError());
+        return 'close';
+      }
     } catch (error) {
       // The limiter failed (Redis down): the attempt did not happen; the retry loop tries again.
       this.#options.onLimiterError(error as Error);
@@ -323,13 +335,15 @@ export class Lane {
     const { controller, limiter } = this.#options;
     let outcome: 'keep' | 'close' = 'keep';
     switch (decision.kind) {
-      case 'rate-limited':
-        if (this.#options.spec.windows.length > 0) await this.#throttle('slow-down', decision, reply, onRateLimited(controller));
-        // A lane without a rate cannot slow its rate down: it pauses for a moment instead.
-        if (decision.retryAfterMs || this.#options.spec.windows.length === 0) {
+      case 'rate-limited': {
+        const paced = tightestRate(this.#options.spec) !== null;
+        if (paced) await this.#throttle('slow-down', decision, reply, onRateLimited(controller));
+        // A lane without a pacing window cannot slow its rate down: it pauses for a moment instead.
+        if (decision.retryAfterMs || !paced) {
           await this.#throttle('pause', decision, reply, pauseFor(decision.retryAfterMs ?? controller.cooldownMs, 'retry-after'));
         }
         break;
+      }
       case 'connection-limited': {
         // The server refused this connection for having too many open: count what is open now.
         const held = this.#options.transport.ownsConnections ? await limiter.held().catch(() => undefined) : undefined;
@@ -436,6 +450,8 @@ export class Lane {
   }
 }
 
+const closedError = () => new AbortedError('mailer closed before the message was sent', { closed: true });
+
 /**
  * An error without the server's reply (nodemailer lost it when the server closed the connection
  * after a 421) gets the last reply the connection heard, when that was a refusal.
@@ -457,9 +473,10 @@ function withProviderState(lane: AdaptiveState, provider: AdaptiveState): Adapti
   };
 }
 
+/** The lane's configured pace in sends per second, or `null` when no window paces it. */
 function tightestRate(spec: LaneSpec): number | null {
-  if (spec.windows.length === 0) return null;
-  return Math.min(...spec.windows.map((w) => (w.max / w.perMs) * 1000));
+  const rate = paceRate(spec.windows);
+  return rate === Infinity ? null : rate;
 }
 
 function sameState(a: AdaptiveState, b: AdaptiveState): boolean {

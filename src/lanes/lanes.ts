@@ -1,6 +1,7 @@
 import { builtinDestinations } from '../config/destinations.js';
 import { destinationSchema, type DestinationConfig, type MailerConfig, type ProviderConfig } from '../config/schema.js';
 import type { InternalEmitter } from '../emitter.js';
+import { paceRate } from '../limiter/gcra.js';
 import type { LaneLimiter, LaneSpec, Limiter, RateWindowSpec } from '../limiter/limiter.js';
 import { collectSecrets, createRedactor, type Redactor } from '../redact.js';
 import { DEFAULT_CONTROLLER } from './controller.js';
@@ -75,7 +76,7 @@ function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, s
     controller: {
       ...DEFAULT_CONTROLLER,
       maxConnections: spec.maxConnections,
-      baseRatePerSecond: spec.windows.length ? Math.min(...spec.windows.map((w) => (w.max / w.perMs) * 1000)) : Infinity,
+      baseRatePerSecond: paceRate(spec.windows),
       decrease: config.adaptive.decrease,
       increase: config.adaptive.increase,
       minRateFactor: config.adaptive.minRate,
@@ -89,15 +90,23 @@ function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, s
   });
 }
 
-/** The configured groups: built-ins unless switched off, replaced by user groups of the same name. */
+/**
+ * The configured groups: the built-ins unless switched off (`name: false`); a user group of a
+ * built-in's name overrides what it sets (its limits, say) and keeps the built-in's domains and MX
+ * suffixes unless it gives its own.
+ */
 function destinationGroups(config: MailerConfig): GroupSpec[] {
   if (!config.destinations) return [];
-  const merged: Record<string, DestinationConfig | false> = {};
-  for (const [name, group] of Object.entries(builtinDestinations)) merged[name] = destinationSchema.parse(group);
-  Object.assign(merged, config.destinations);
+  const builtins: Record<string, DestinationConfig> = Object.fromEntries(Object.entries(builtinDestinations).map(([name, group]) => [name, destinationSchema.parse(group)]));
+  const merged: Record<string, DestinationConfig | false> = { ...builtins };
+  for (const [name, group] of Object.entries(config.destinations)) merged[name] = group === false ? false : { ...builtins[name], ...definedOnly(group) };
   return Object.entries(merged).flatMap(([name, group]) =>
-    group === false ? [] : [{ name, domains: group.domains, mx: group.mx, windows: asWindows(group.rate), maxConnections: group.maxConnections }],
+    group === false ? [] : [{ name, domains: group.domains ?? [], mx: group.mx ?? [], windows: asWindows(group.rate), maxConnections: group.maxConnections }],
   );
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function asWindows(rate: RateWindowSpec | RateWindowSpec[] | undefined): RateWindowSpec[] {

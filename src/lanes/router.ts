@@ -1,4 +1,5 @@
 import { promises as dns } from 'node:dns';
+import { paceRate } from '../limiter/gcra.js';
 import type { RateWindowSpec } from '../limiter/limiter.js';
 
 export interface GroupSpec {
@@ -77,6 +78,6 @@ export function createRouter(options: RouterOptions) {
 
 /** Lower is stricter: the group's tightest rate (sends per second), then its connection cap. */
 function strictness(group: GroupSpec): number {
-  const rate = group.windows.length ? Math.min(...group.windows.map((w) => (w.max / w.perMs) * 1_000)) : Infinity;
+  const rate = paceRate(group.windows);
   return rate === Infinity ? 1e12 + (group.maxConnections ?? 1e6) : rate;
 }

@@ -20,6 +20,17 @@ export const QUOTA_BUCKETS = 24;
 const MAX_PASSES = 32;
 
 /** Whether a window is a quota (counted in buckets) rather than a GCRA window (spaced). */
+/**
+ * The pace of a set of windows, in sends per second: the tightest window of a minute or less.
+ * Quota windows (longer) cap a total, not a pace, and say nothing of sends per second: a lane of
+ * 20/s and 100,000/24h paces at 20/s. `Infinity` when no window paces.
+ */
+export function paceRate(windows: readonly RateWindowSpec[]): number {
+  let rate = Infinity;
+  for (const window of windows) if (!isQuotaWindow(window)) rate = Math.min(rate, (window.max / window.perMs) * 1_000);
+  return rate;
+}
+
 export function isQuotaWindow(window: RateWindowSpec): boolean {
   return window.perMs > QUOTA_MIN_EXCLUSIVE_PER_MS;
 }

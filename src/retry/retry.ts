@@ -57,7 +57,7 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
   let consumed = 0;
   let refusals = 0;
 
-  const value = await pRetry(
+  const run = pRetry(
     async (attemptNumber) => {
       attempts = attemptNumber;
       if (options.signal?.aborted) throw new AbortError(toError(options.signal.reason));
@@ -100,6 +100,14 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
       },
     },
   );
+  let value: T;
+  try {
+    value = await run;
+  } catch (error) {
+    // p-retry's own maxRetryTime check rethrows the last failure as it is.
+    if (error instanceof AttemptFailure) throw new RetryStopped(error, attempts, 'deadline');
+    throw error;
+  }
   return { value, attempts };
 }
 

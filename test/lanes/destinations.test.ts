@@ -61,6 +61,14 @@ describe('destination groups', () => {
     expect(lookups.sort()).toEqual(['corp.example', 'nowhere.example', 'startup.example']);
   });
 
+  it("keeps a built-in group's domains when only its limits are overridden", async () => {
+    const srv = await server();
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, destinations: { gmail: { rate: { max: 3, per: '1s' } } } });
+    await m.send(msg('someone@googlemail.com'));
+    const lanes = Object.fromEntries((await m.stats()).map((s) => [s.lane, s]));
+    expect(lanes['main:gmail']).toMatchObject({ sent: 1, configuredRate: 3 });
+  });
+
   it('sends a message with recipients in several groups through the strictest group', async () => {
     const srv = await server();
     const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, destinations: { icloud: { domains: ['icloud.com'], rate: { max: 2, per: '1s' } } } });
