@@ -23,7 +23,7 @@ export interface RetryEvent {
   recipients: Recipients;
 }
 
-/** A lane changed pace: slowed down, paused, stopped or regained its rate. */
+/** A lane slowed down, opened fewer connections, paused or stopped. (Recovery is gradual and silent: read `stats()`.) */
 export interface ThrottleEvent {
   provider: string;
   lane: string;
@@ -76,7 +76,7 @@ export interface ProgressEvent {
   skipped: number;
   inDoubt: number;
   inFlight: number;
-  /** Messages accepted per second over the last few seconds. */
+  /** Messages finished (sent, failed, skipped or in doubt) per second over the last few seconds. */
   ratePerSecond: number;
   /** Estimated milliseconds left, when the source's length is known. */
   etaMs: number | undefined;

@@ -160,6 +160,9 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt }),
         resendInDoubt,
         emitProgress: (event) => emitter.emit('progress', event),
+        emitFailed: (id, problem, cause) => {
+          failed(providers[0]!, id, [], new DeliveryError(`Delivery of ${id} failed: ${problem}`, { decision: 'permanent', attempts: 0, provider: providers[0]!, messageId: id, cause }));
+        },
         progressIntervalMs: batchDuration('progressInterval', batchOptions.progressInterval, 1_000),
         waveIntervalMs: batchDuration('waveInterval', batchOptions.waveInterval, 0),
       });

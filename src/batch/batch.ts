@@ -70,6 +70,8 @@ export interface BatchContext {
   ledger: LedgerRun | undefined;
   resendInDoubt: boolean;
   emitProgress: (event: ProgressEvent) => void;
+  /** Reports a message that failed before it reached a lane (build threw, bad address). */
+  emitFailed: (id: string, problem: string, cause?: unknown) => void;
   progressIntervalMs: number;
   waveIntervalMs: number | undefined;
 }
@@ -104,11 +106,11 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     try {
       message = options.build ? await options.build(item, index) : (item as Message);
     } catch (error) {
-      return fail(report, `#${index}`, [], 'permanent', undefined, undefined, `build failed: ${(error as Error)?.message ?? String(error)}`);
+      return refuse(`#${index}`, `build failed: ${(error as Error)?.message ?? String(error)}`, error);
     }
     const prepared = prepareMessage(message);
     const id = (message && typeof message === 'object' && typeof message.id === 'string' && message.id) || `#${index}`;
-    if ('problem' in prepared) return fail(report, id, [], 'permanent', undefined, undefined, prepared.problem);
+    if ('problem' in prepared) return refuse(id, prepared.problem);
     if (prepared.provider === undefined && options.route) {
       const routed = options.route(message);
       if (routed !== undefined) prepared.provider = routed;
@@ -156,6 +158,12 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     }
   };
 
+  /** A message that fails before it is sent: reported in the batch and as a `failed` event, like any other. */
+  const refuse = (id: string, problem: string, cause?: unknown) => {
+    fail(report, id, [], 'permanent', undefined, undefined, problem);
+    context.emitFailed(id, problem, cause);
+  };
+
   const iterator = toAsyncIterator(source);
   let index = 0;
   let waveStart = Date.now();
@@ -192,6 +200,8 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       freed = undefined;
     }
     clearInterval(timer);
+    // Stopped with messages given back counts as aborted even when the source had been read to its end.
+    if (signal?.aborted && report.pending > 0) report.aborted = true;
     await ledger?.close();
     report.durationMs = Date.now() - started;
     progress.emit();

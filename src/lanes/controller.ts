@@ -92,7 +92,8 @@ export function onRateLimited(options: ControllerOptions): StateTransition {
 /**
  * The server refused a connection for having too many. `held` is how many connections the lane
  * had open when it was refused (the refused one included), when known: the server's limit is below
- * it, so the cap drops to `held - 1` straight away instead of stepping down over several refusals.
+ * it, so the cap drops to at most `held - 1` straight away instead of stepping down over several
+ * refusals, and by at least one `decrease` step (the server may count connections we cannot see).
  */
 export function onConnectionLimited(options: ControllerOptions, held?: number): StateTransition {
   return (state, now) => {

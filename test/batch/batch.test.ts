@@ -75,6 +75,8 @@ describe('sendBatch', () => {
 
   it('fails a bad message alone: invalid address, a 550, a build that throws, an unknown provider', async () => {
     const { srv, mailer } = await setup({ script: [{ match: 'reader3@example.net', code: 550, reply: '550 5.1.1 User unknown' }] });
+    const failedEvents: string[] = [];
+    mailer.on('failed', (e) => failedEvents.push(e.messageId!));
     const report = await mailer.sendBatch(subscribers(8), {
       build: (s, i) => {
         if (i === 5) throw new Error('template exploded');
@@ -84,6 +86,7 @@ describe('sendBatch', () => {
       },
     });
     expect(report).toMatchObject({ total: 8, sent: 4, failed: 4, skipped: 0 });
+    expect(failedEvents.sort()).toEqual(['#5', 'reader3@example.net', 'reader6@example.net', 'reader7@example.net']);
     const byId = Object.fromEntries(report.failures.map((f) => [f.id, f]));
     expect(byId['reader3@example.net']).toMatchObject({ decision: 'permanent', responseCode: 550 });
     expect(byId['#5']!.message).toContain('build failed: template exploded');
