@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { SendMailOptions, SentMessageInfo } from 'nodemailer';
 import { runBatch, type BatchOptions, type BatchReport, type BatchSource } from './batch/batch.js';
 import { createMemoryLedger, type Ledger } from './batch/ledger.js';
@@ -45,7 +46,8 @@ export interface Mailer extends MailerEmitter {
 }
 
 interface DeliverOptions {
-  signal?: AbortSignal | undefined;
+  /** Ends every wait of the message: the caller's signal combined with the mailer closing. */
+  signal: AbortSignal;
   beforeSend?: BeforeSend | undefined;
   resendInDoubt?: boolean;
 }
@@ -70,6 +72,15 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   const { providers } = lanes;
   let closed = false;
   const closing = new AbortController();
+  // Every waiting message listens to it: no listener limit (the warning would be a false alarm).
+  setMaxListeners(0, closing.signal);
+  /** The caller's signal, or the mailer closing, whichever comes first: close() ends every wait. */
+  const withClosing = (signal: AbortSignal | undefined) => {
+    if (!signal) return closing.signal;
+    const combined = AbortSignal.any([signal, closing.signal]);
+    setMaxListeners(0, combined);
+    return combined;
+  };
 
   // One message: route → lane (limiter → transport → classify) → retry → events.
   async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions): Promise<SendResult> {
@@ -77,8 +88,6 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     const lane = await lanes.pick(prepared.provider ?? providers[0]!, recipients);
     if (!lane) throw failed(prepared.provider!, id, recipients, new DeliveryError(`Delivery ${about(id)}failed: unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`, { decision: 'permanent', attempts: 0, provider: prepared.provider!, messageId: id }));
     if (closed) throw new AbortedError('mailer is closed', { closed: true });
-    // close() ends waits between retries too.
-    signal = signal ? AbortSignal.any([signal, closing.signal]) : closing.signal;
     const started = Date.now();
     // The envelope goes in parts when the provider takes fewer recipients per message, or when the
     // server says so (452 4.5.3): each part is one SMTP transaction, paced and retried on its own.
@@ -90,7 +99,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       const part = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
       try {
-        const result = await withRetry(({ deadline }) => lane.attempt(mail, anySignal(signal, deadline - Date.now()), beforeSend), {
+        const result = await withRetry(({ deadline }) => lane.attempt(mail, { signal, deadline, beforeSend }), {
           retry: config.retry,
           signal,
           resendInDoubt,
@@ -149,13 +158,14 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         const provider = message?.provider ?? providers[0]!;
         throw failed(provider, id, [], new DeliveryError(`Delivery ${about(id)}failed: ${prepared.problem}`, { decision: 'permanent', attempts: 0, provider, messageId: id }));
       }
-      return deliver(prepared, { signal: sendOptions.signal });
+      return deliver(prepared, { signal: withClosing(sendOptions.signal) });
     },
 
     async sendBatch(source, batchOptions = {}) {
       if (closed) throw new AbortedError('mailer is closed', { closed: true });
       const resendInDoubt = batchOptions.resendInDoubt ?? config.retry.resendInDoubt;
-      return runBatch(source, batchOptions, {
+      // close() stops the batch too: nothing new starts, waiting messages are given back.
+      return runBatch(source, { ...batchOptions, signal: withClosing(batchOptions.signal) }, {
         deliver,
         ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt }),
         resendInDoubt,
@@ -225,8 +235,3 @@ function batchDuration(name: string, value: number | string | undefined, fallbac
   return ms;
 }
 
-/** The caller's signal, or the deadline, whichever comes first. */
-function anySignal(signal: AbortSignal | undefined, ms: number): AbortSignal {
-  const timeout = AbortSignal.timeout(Math.max(1, ms));
-  return signal ? AbortSignal.any([signal, timeout]) : timeout;
-}

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser';
 import type { SendMailOptions } from 'nodemailer';
 
@@ -20,6 +20,10 @@ export interface PreparedMessage {
 
 type AddressInput = SendMailOptions['to'];
 
+// Message-IDs: 64 random bits per process and a counter, unique without a UUID per message.
+const MESSAGE_ID_PREFIX = `${Date.now().toString(36)}.${randomBytes(8).toString('hex')}`;
+let messageCount = 0;
+
 /**
  * Checks a message and readies it for sending, or says what is wrong with it. The Message-ID is
  * fixed here, once, so that every retry carries the same one and receivers can tell duplicates.
@@ -33,7 +37,7 @@ export function prepareMessage(message: Message): PreparedMessage | { problem: s
   if (listed.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)' };
   const malformed = listed.find((address) => !isAddress(address));
   if (malformed !== undefined) return { problem: `malformed recipient address ${JSON.stringify(malformed)}` };
-  if (!mail.messageId) mail.messageId = `<${randomUUID()}@${senderDomain(mail.from)}>`;
+  if (!mail.messageId) mail.messageId = `<${MESSAGE_ID_PREFIX}.${(++messageCount).toString(36)}@${senderDomain(mail.from)}>`;
   return { id, provider, mail, recipients: listed };
 }
 

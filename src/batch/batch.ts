@@ -65,7 +65,7 @@ export interface BatchReport {
 }
 
 export interface BatchContext {
-  deliver: (prepared: PreparedMessage, options: { signal: AbortSignal | undefined; beforeSend: BeforeSend | undefined; resendInDoubt: boolean }) => Promise<unknown>;
+  deliver: (prepared: PreparedMessage, options: { signal: AbortSignal; beforeSend: BeforeSend | undefined; resendInDoubt: boolean }) => Promise<unknown>;
   /** A ledger run for the batch id, or undefined: then duplicates are caught in memory. */
   ledger: LedgerRun | undefined;
   resendInDoubt: boolean;
@@ -75,6 +75,8 @@ export interface BatchContext {
   progressIntervalMs: number;
   waveIntervalMs: number | undefined;
 }
+
+const NEVER = new AbortController().signal;
 
 export type BatchSource<T> = Iterable<T> | AsyncIterable<T>;
 
@@ -137,7 +139,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
             if ((await untilDone(() => ledger.sending(id).then(() => true), attemptSignal)) === undefined) throw new Error('gave up waiting for the ledger');
           }
         : undefined;
-      await context.deliver(prepared, { signal, beforeSend, resendInDoubt: context.resendInDoubt });
+      await context.deliver(prepared, { signal: signal ?? NEVER, beforeSend, resendInDoubt: context.resendInDoubt });
       report.sent++;
       await settle(ledger, id, 'sent');
     } catch (error) {

@@ -24,6 +24,8 @@ import type { Connection, TransportFactory } from './transport.js';
 
 /** How long a connection stays open with nothing to send. */
 const CONNECTION_IDLE_MS = 1_000;
+/** How often queued jobs are checked against their deadline. */
+const DEADLINE_SWEEP_MS = 250;
 
 export interface LaneOptions {
   /** The lane's key: `provider` or `provider:group`. */
@@ -37,6 +39,8 @@ export interface LaneOptions {
    * (bad credentials) is the provider's, and reaches all its lanes through this.
    */
   shared?: LaneLimiter | undefined;
+  /** Whether limiter calls may wait on the network (Redis): they are then bounded by each message's deadline. */
+  remote: boolean;
   transport: TransportFactory;
   controller: ControllerOptions;
   /** Pause after a quota refusal that names no delay. */
@@ -77,7 +81,17 @@ interface Job {
   resolve: (info: SentMessageInfo) => void;
   reject: (failure: AttemptFailure | AbortedError) => void;
   signal: AbortSignal | undefined;
+  /** Epoch ms after which the job gives up waiting (its message's retry deadline). */
+  deadline: number;
   onAbort: () => void;
+}
+
+export interface AttemptOptions {
+  /** Stops waiting for the lane (the caller's signal, or the mailer closing). */
+  signal?: AbortSignal | undefined;
+  /** Epoch ms after which the attempt stops waiting for the lane. @default no limit */
+  deadline?: number;
+  beforeSend?: BeforeSend | undefined;
 }
 
 /**
@@ -98,21 +112,24 @@ export class Lane {
   #sending = 0;
   #closed = false;
   #wakeTimer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
   #abort = new AbortController();
   #counts = { sent: 0, deferred: 0, failed: 0 };
-  /** Lifting a stop left in Redis by an earlier mailer; the first connection waits for it. */
-  #ready: Promise<unknown>;
+  /** Lifting a stop left in Redis by an earlier mailer; the first connection waits for it. Unset once done. */
+  #ready: Promise<unknown> | undefined;
 
   constructor(options: LaneOptions) {
     this.name = options.name;
     this.provider = options.provider;
     this.#options = options;
     this.#state = initialState(options.spec);
-    this.#ready = Promise.all([options.limiter.update(unstop()), options.shared?.update(unstop())]).catch(() => {});
+    this.#ready = Promise.all([options.limiter.update(unstop()), options.shared?.update(unstop())])
+      .catch(() => {})
+      .finally(() => (this.#ready = undefined));
   }
 
   /** One attempt at sending `mail`. Resolves with nodemailer's info, rejects with an `AttemptFailure`. */
-  attempt(mail: SendMailOptions, signal?: AbortSignal, beforeSend?: BeforeSend): Promise<SentMessageInfo> {
+  attempt(mail: SendMailOptions, { signal, deadline = Infinity, beforeSend }: AttemptOptions = {}): Promise<SentMessageInfo> {
     if (this.#state.stopped) return Promise.reject(this.#stoppedFailure());
     if (this.#closed) return Promise.reject(closedError());
     return new Promise((resolve, reject) => {
@@ -122,6 +139,7 @@ export class Lane {
         resolve,
         reject,
         signal,
+        deadline,
         onAbort: () => {
           const index = this.#queue.indexOf(job);
           if (index === -1) return; // already on its way: an attempt in progress is not abandoned
@@ -129,11 +147,25 @@ export class Lane {
           reject(new AttemptFailure(this.#waitDecision(), { lane: this.name, message: `gave up waiting for lane ${this.name}`, cause: signal?.reason }));
         },
       };
+      this.#queue.push(job);
       if (signal?.aborted) return job.onAbort();
       signal?.addEventListener('abort', job.onAbort, { once: true });
-      this.#queue.push(job);
+      if (deadline !== Infinity) this.#watchDeadlines();
       this.#pump();
     });
+  }
+
+  // One timer per lane, not one per message: it gives up the queued jobs whose deadline passed.
+  #watchDeadlines(): void {
+    if (this.#deadlineTimer) return;
+    this.#deadlineTimer = setInterval(() => {
+      const now = Date.now();
+      for (const job of this.#queue.filter((j) => j.deadline <= now)) job.onAbort();
+      if (this.#queue.length === 0) {
+        clearInterval(this.#deadlineTimer);
+        this.#deadlineTimer = undefined;
+      }
+    }, DEADLINE_SWEEP_MS);
   }
 
   /** Counts a retry scheduled for a message of this lane (for `stats()`). */
@@ -169,6 +201,7 @@ export class Lane {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#wakeTimer);
+    clearInterval(this.#deadlineTimer);
     this.#abort.abort(new Error('lane closed'));
     for (const job of this.#queue.splice(0)) {
       job.signal?.removeEventListener('abort', job.onAbort);
@@ -226,8 +259,9 @@ export class Lane {
 
   /** A slot of the lane, then one of the provider (never the other way: a provider slot held while waiting for a lane would starve the other lanes). */
   async #acquire(): Promise<Lease> {
-    await this.#ready;
     const signal = this.#abort.signal;
+    // Waits for Redis in 'wait' mode: close() must still end it.
+    if (this.#ready) await Promise.race([this.#ready, new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))]);
     const own = await this.#options.limiter.acquire(signal);
     if (!this.#options.shared) return own;
     try {
@@ -271,8 +305,10 @@ export class Lane {
     const { limiter } = this.#options;
     this.#pacing++;
     try {
-      const reservation = await limiter.reserve(job.signal);
-      const shared = this.#options.shared ? await this.#options.shared.reserve(job.signal) : undefined;
+      // A remote limiter may make the call wait (Redis away): bounded by the message's deadline too.
+      const waitSignal = this.#options.remote ? untilDeadline(job) : job.signal;
+      const reservation = await limiter.reserve(waitSignal);
+      const shared = this.#options.shared ? await this.#options.shared.reserve(waitSignal) : undefined;
       this.#state = shared ? withProviderState(reservation.state, shared.state) : reservation.state;
       if (this.#state.stopped) {
         job.reject(this.#stoppedFailure());
@@ -306,7 +342,7 @@ export class Lane {
     this.#pump();
     let info: SentMessageInfo;
     try {
-      await job.beforeSend?.(job.signal);
+      await job.beforeSend?.(this.#options.remote ? untilDeadline(job) : job.signal);
     } catch (error) {
       this.#sending--;
       this.#options.onLimiterError(error as Error);
@@ -448,6 +484,13 @@ export class Lane {
       Math.max(10, ms),
     );
   }
+}
+
+/** The job's signal, or its deadline, whichever comes first. */
+function untilDeadline(job: Job): AbortSignal | undefined {
+  if (job.deadline === Infinity) return job.signal;
+  const timeout = AbortSignal.timeout(Math.max(1, job.deadline - Date.now()));
+  return job.signal ? AbortSignal.any([job.signal, timeout]) : timeout;
 }
 
 const closedError = () => new AbortedError('mailer closed before the message was sent', { closed: true });

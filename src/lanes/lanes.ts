@@ -29,6 +29,7 @@ export function createLanes(config: MailerConfig, limiter: Limiter, emitter: Int
   const redact = createRedactor(Object.values(config.providers).flatMap((p) => collectSecrets(p.transport)));
   const groups = destinationGroups(config);
   const router = groups.length ? createRouter({ groups, resolveMx: config.dns.resolveMx, cacheTtlMs: config.dns.cacheTtl }) : undefined;
+  const context: LaneContext = { config, emitter, redact, remote: limiter.kind === 'redis' };
   const all = new Map<string, Lane>();
   const transports: TransportFactory[] = [];
 
@@ -38,7 +39,7 @@ export function createLanes(config: MailerConfig, limiter: Limiter, emitter: Int
     const transport = createTransportFactory(options.transport as TransportInput, options.maxMessagesPerConnection);
     transports.push(transport);
     if (!router) {
-      all.set(provider, lane(provider, provider, providerSpec, limiter.lane(provider, providerSpec), undefined, transport, options, config, emitter, redact));
+      all.set(provider, lane(provider, provider, providerSpec, limiter.lane(provider, providerSpec), undefined, transport, options, context));
       continue;
     }
     const shared = limiter.lane(provider, providerSpec);
@@ -46,7 +47,7 @@ export function createLanes(config: MailerConfig, limiter: Limiter, emitter: Int
       const key = `${provider}:${group?.name ?? DEFAULT_GROUP}`;
       // The lane's own copy of the provider's windows gives its controller a rate to slow down.
       const spec: LaneSpec = { windows: [...windows, ...(group?.windows ?? [])], maxConnections: Math.min(options.maxConnections, group?.maxConnections ?? Infinity) };
-      all.set(key, lane(key, provider, spec, limiter.lane(key, spec), shared, transport, options, config, emitter, redact));
+      all.set(key, lane(key, provider, spec, limiter.lane(key, spec), shared, transport, options, context));
     }
   }
 
@@ -65,13 +66,22 @@ export function createLanes(config: MailerConfig, limiter: Limiter, emitter: Int
   };
 }
 
-function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, shared: LaneLimiter | undefined, transport: TransportFactory, options: ProviderConfig, config: MailerConfig, emitter: InternalEmitter, redact: Redactor): Lane {
+interface LaneContext {
+  config: MailerConfig;
+  emitter: InternalEmitter;
+  redact: Redactor;
+  remote: boolean;
+}
+
+function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, shared: LaneLimiter | undefined, transport: TransportFactory, options: ProviderConfig, context: LaneContext): Lane {
+  const { config, emitter, redact } = context;
   return new Lane({
     name: key,
     provider,
     spec,
     limiter: own,
     shared,
+    remote: context.remote,
     transport,
     controller: {
       ...DEFAULT_CONTROLLER,
