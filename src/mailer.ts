@@ -140,8 +140,10 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       }
     }
     const value = merge(results);
-    const rejected = ((value as { rejected?: unknown[] }).rejected ?? []).map(String);
-    emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
+    if (emitter.wants('sent')) {
+      const rejected = ((value as { rejected?: unknown[] }).rejected ?? []).map(String);
+      emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
+    }
     return Object.assign(value, { attempts, provider: lane.provider, id });
   }
 

@@ -20,6 +20,8 @@ export interface PreparedMessage {
 
 type AddressInput = SendMailOptions['to'];
 
+const BARE_ADDRESS = /^[^\s<>,;:"()[\]\\@]+@[A-Za-z0-9.-]+$/;
+
 // Message-IDs: 64 random bits per process and a counter, unique without a UUID per message.
 const MESSAGE_ID_PREFIX = `${Date.now().toString(36)}.${randomBytes(8).toString('hex')}`;
 let messageCount = 0;
@@ -48,6 +50,11 @@ export function addresses(input: AddressInput): string[] {
   const out: string[] = [];
   for (const item of items) {
     if (typeof item === 'string') {
+      // A bare address (the usual newsletter case) needs no parser.
+      if (BARE_ADDRESS.test(item)) {
+        out.push(item);
+        continue;
+      }
       const parsed = addressparser(item, { flatten: true }).map((entry) => entry.address || entry.name).filter(Boolean);
       // Text that parses to no address at all is kept as it is, so that it is reported as malformed.
       out.push(...(parsed.length > 0 ? parsed : item.trim() ? [item.trim()] : []));

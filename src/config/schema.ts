@@ -101,7 +101,7 @@ export const providerSchema = z
     rate: z.union([rateWindowSchema, z.array(rateWindowSchema)]).optional(),
     /** Connections open at once (across every process when Redis is configured). @default 5 */
     maxConnections: positiveInt('a connection count').default(5),
-    /** Messages sent on one connection before it is replaced. @default 100 */
+    /** Messages sent on one connection at most before it is replaced (each connection takes 80–100% of it at random, so that they are not all replaced at once). @default 100 */
     maxMessagesPerConnection: positiveInt('a message count').default(100),
     /** Recipients per message (SMTP envelope); larger envelopes are split. @default unlimited */
     maxRecipientsPerMessage: positiveInt('a recipient count').optional(),

@@ -51,7 +51,9 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
         ...base,
         pool: true,
         maxConnections: 1,
-        maxMessages: maxMessagesPerConnection,
+        // Up to 20% fewer at random, so that a lane's connections are not all replaced at once (the
+        // handshakes would delay a bunch of paced sends into the same second).
+        maxMessages: Math.max(1, Math.round(maxMessagesPerConnection * (0.8 + 0.2 * Math.random()))),
         maxRequeues: 0,
         ...(listen ? { transactionLog: true, logger: replyListener((reply) => (lastReply = reply)) } : {}),
       } as SMTPPoolOptions & { pool: true });
