@@ -21,6 +21,12 @@ export interface AdaptiveState {
   stopped: string | null;
   /** Epoch ms of the last multiplicative decrease (rate or connections). */
   lastDecreaseAt: number;
+  /**
+   * The rate factor at which the server last said "too fast" (1 when none is known). The lane
+   * climbs back quickly to just below it and probes past it slowly, as TCP CUBIC does around its
+   * last loss, so that it spends its time near the server's real limit instead of below it.
+   */
+  ceiling: number;
 }
 
 /** A change to apply atomically. Returns `null` when nothing changes (so nothing is written). */
@@ -59,8 +65,13 @@ export function initialState(options: Pick<ControllerOptions, 'maxConnections'>)
     pauseReason: null,
     stopped: null,
     lastDecreaseAt: 0,
+    ceiling: 1,
   };
 }
+
+/** Within this share of the ceiling the lane climbs at `1 / NEAR_CEILING_SLOWDOWN` of its speed. */
+const NEAR_CEILING = 0.95;
+const NEAR_CEILING_SLOWDOWN = 8;
 
 /** A send succeeded: climb back towards the configured rate and connection cap. */
 export function onSuccess(options: ControllerOptions): StateTransition {
@@ -68,10 +79,14 @@ export function onSuccess(options: ControllerOptions): StateTransition {
     if (state.rateFactor >= 1 && state.connections >= options.maxConnections) return null;
     // `increase` per second of sending: each success adds increase / (sends per second now).
     const ratePerSecond = options.baseRatePerSecond * state.rateFactor;
-    const rateStep = Number.isFinite(ratePerSecond) && ratePerSecond > 0 ? options.increase / ratePerSecond : 1;
+    let rateStep = Number.isFinite(ratePerSecond) && ratePerSecond > 0 ? options.increase / ratePerSecond : 1;
+    if (state.rateFactor >= state.ceiling * NEAR_CEILING) rateStep /= NEAR_CEILING_SLOWDOWN;
+    const rateFactor = Math.min(1, state.rateFactor + rateStep);
     return {
       ...state,
-      rateFactor: Math.min(1, state.rateFactor + rateStep),
+      rateFactor,
+      // Past the ceiling without a refusal: the server takes more now, forget it.
+      ceiling: rateFactor > state.ceiling ? 1 : state.ceiling,
       connections: Math.min(options.maxConnections, state.connections + 1 / (options.successesPerConnection * Math.max(1, Math.floor(state.connections)))),
     };
   };
@@ -84,6 +99,7 @@ export function onRateLimited(options: ControllerOptions): StateTransition {
     return {
       ...state,
       rateFactor: Math.max(options.minRateFactor, state.rateFactor * options.decrease),
+      ceiling: state.rateFactor,
       lastDecreaseAt: now,
     };
   };

@@ -302,32 +302,48 @@ export class Lane {
 
   /** One attempt on an open connection. Returns `'close'` when this connection must not be used again. */
   async #send(connection: Connection, job: Job): Promise<'keep' | 'close'> {
-    const { limiter } = this.#options;
+    // A send that opens the connection books its slot only once the server has accepted DATA: a
+    // slot booked before the handshake would see the message land late, among the sends booked
+    // after it (the server counts arrivals).
+    const connecting = connection.willConnect();
+    let gate: (() => Promise<void>) | undefined;
     this.#pacing++;
     try {
-      // A remote limiter may make the call wait (Redis away): bounded by the message's deadline too.
-      const waitSignal = this.#options.remote ? untilDeadline(job) : job.signal;
-      const reservation = await limiter.reserve(waitSignal);
-      const shared = this.#options.shared ? await this.#options.shared.reserve(waitSignal) : undefined;
-      this.#state = shared ? withProviderState(reservation.state, shared.state) : reservation.state;
-      if (this.#state.stopped) {
-        job.reject(this.#stoppedFailure());
-        this.#failQueued();
-        return 'close';
-      }
-      const waitMs = Math.max(reservation.waitMs, shared?.waitMs ?? 0);
-      // Paused for longer than a connection should idle (a quota, a named delay): give the
-      // connection back and put the message back in line until the pause ends.
-      if (this.#state.pausedUntil - Date.now() > CONNECTION_IDLE_MS && waitMs > CONNECTION_IDLE_MS) {
-        this.#requeue(job);
-        this.#wakeAt(this.#state.pausedUntil - Date.now());
-        return 'close';
-      }
-      try {
-        await sleep(waitMs, this.#abort.signal);
-      } catch {
-        job.reject(closedError());
-        return 'close';
+      if (connecting) {
+        if (this.#state.stopped) {
+          job.reject(this.#stoppedFailure());
+          return 'close';
+        }
+        gate = async () => {
+          this.#pacing++;
+          try {
+            const waitMs = await this.#book(job);
+            if (this.#state.stopped) throw new Error(`provider ${this.provider} is stopped: ${this.#state.stopped}`);
+            await sleep(waitMs, this.#abort.signal);
+          } finally {
+            this.#pacing--;
+          }
+        };
+      } else {
+        const waitMs = await this.#book(job);
+        if (this.#state.stopped) {
+          job.reject(this.#stoppedFailure());
+          this.#failQueued();
+          return 'close';
+        }
+        // Paused for longer than a connection should idle (a quota, a named delay): give the
+        // connection back and put the message back in line until the pause ends.
+        if (this.#state.pausedUntil - Date.now() > CONNECTION_IDLE_MS && waitMs > CONNECTION_IDLE_MS) {
+          this.#requeue(job);
+          this.#wakeAt(this.#state.pausedUntil - Date.now());
+          return 'close';
+        }
+        try {
+          await sleep(waitMs, this.#abort.signal);
+        } catch {
+          job.reject(closedError());
+          return 'close';
+        }
       }
     } catch (error) {
       // The limiter failed (Redis down): the attempt did not happen; the retry loop tries again.
@@ -350,7 +366,7 @@ export class Lane {
       return 'keep';
     }
     try {
-      info = await connection.send(job.mail);
+      info = await connection.send(job.mail, gate);
     } catch (error) {
       this.#sending--;
       return this.#failed(job, withReply(error, connection.lastReply()), connection.streamed());
@@ -438,6 +454,16 @@ export class Lane {
       this.#state = transition(this.#state, Date.now()) ?? this.#state;
     }
     return this.#state;
+  }
+
+  /** Books the job's slot in the lane's windows (and the provider's) and refreshes the lane's state; returns the wait. */
+  async #book(job: Job): Promise<number> {
+    // A remote limiter may make the call wait (Redis away): bounded by the message's deadline too.
+    const waitSignal = this.#options.remote ? untilDeadline(job) : job.signal;
+    const reservation = await this.#options.limiter.reserve(waitSignal);
+    const shared = this.#options.shared ? await this.#options.shared.reserve(waitSignal) : undefined;
+    this.#state = shared ? withProviderState(reservation.state, shared.state) : reservation.state;
+    return Math.max(reservation.waitMs, shared?.waitMs ?? 0);
   }
 
   /** Puts a taken job back at the head of the queue, listening to its signal again. */

@@ -1,9 +1,14 @@
+import { Readable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import type { SendMailOptions, SentMessageInfo, SMTPPoolOptions, Transport, Transporter } from 'nodemailer';
 
 /** One connection slot's way to send: a single pooled SMTP connection, or a shared custom transport. */
 export interface Connection {
-  send(mail: SendMailOptions): Promise<SentMessageInfo>;
+  /**
+   * Sends one message. `gate`, when given, is awaited once the server has accepted DATA and before
+   * the body goes out: a pacing slot taken then is not delayed by opening the connection.
+   */
+  send(mail: SendMailOptions, gate?: () => Promise<void>): Promise<SentMessageInfo>;
   /**
    * Whether the last `send()` handed the whole message to the server (DATA accepted, body streamed)
    * before it failed: a failure without a reply after that leaves the outcome unknown (in doubt).
@@ -12,6 +17,8 @@ export interface Connection {
   streamed(): boolean | undefined;
   /** The server's last reply during the last `send()`, when the transport can tell. */
   lastReply(): string | undefined;
+  /** Whether the next `send()` opens a new connection first (TCP, greeting, EHLO, TLS, AUTH). */
+  willConnect(): boolean;
   /** Closes the connection; resolves once its socket is gone (so that its slot can be reused). */
   close(): Promise<void>;
 }
@@ -46,35 +53,46 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
       // closed" error: the reply, which says why (rate, connections), is only in the transaction
       // log. So the log is read, where the user has not set a logger of their own.
       let lastReply: string | undefined;
+      // Up to 20% fewer at random, so that a lane's connections are not all replaced at once (the
+      // handshakes would delay a bunch of paced sends into the same second).
+      const maxMessages = Math.max(1, Math.round(maxMessagesPerConnection * (0.8 + 0.2 * Math.random())));
+      // Sends on the current connection: the pool replaces it after maxMessages, or after a failure.
+      let onThisConnection = 0;
       const listen = base.logger === undefined && base.transactionLog === undefined;
       const transporter = nodemailer.createTransport({
         ...base,
         pool: true,
         maxConnections: 1,
-        // Up to 20% fewer at random, so that a lane's connections are not all replaced at once (the
-        // handshakes would delay a bunch of paced sends into the same second).
-        maxMessages: Math.max(1, Math.round(maxMessagesPerConnection * (0.8 + 0.2 * Math.random()))),
+        maxMessages,
         maxRequeues: 0,
         ...(listen ? { transactionLog: true, logger: replyListener((reply) => (lastReply = reply)) } : {}),
       } as SMTPPoolOptions & { pool: true });
       // One message at a time goes through this connection, so one flag tells its stage. The
       // message stream is read only after the server's 354; its end means the body went out.
       let streamed = false;
+      let gate: (() => Promise<void>) | undefined;
       transporter.use('stream', (mail, done) => {
+        const waitFor = gate;
         mail.message.processFunc((input) => {
           input.once('end', () => {
             streamed = true;
           });
-          return input;
+          return waitFor ? gated(input, waitFor) : input;
         });
         done();
       });
       return {
-        send: (mail) => {
+        send: (mail, sendGate) => {
+          gate = sendGate;
           streamed = false;
           lastReply = undefined;
-          return transporter.sendMail(mail);
+          onThisConnection = onThisConnection >= maxMessages ? 1 : onThisConnection + 1;
+          return transporter.sendMail(mail).catch((error: unknown) => {
+            onThisConnection = 0; // the connection may be gone: assume a new one next time
+            throw error;
+          });
         },
+        willConnect: () => onThisConnection === 0 || onThisConnection >= maxMessages,
         streamed: () => streamed,
         lastReply: () => lastReply,
         close: () => closed(transporter),
@@ -87,7 +105,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
 function shared(transporter: Transporter, ours: boolean): TransportFactory {
   return {
     ownsConnections: false,
-    open: () => ({ send: (mail) => transporter.sendMail(mail), streamed: () => undefined, lastReply: () => undefined, close: async () => {} }),
+    open: () => ({ send: (mail) => transporter.sendMail(mail), streamed: () => undefined, lastReply: () => undefined, willConnect: () => false, close: async () => {} }),
     close() {
       if (ours) transporter.close();
     },
@@ -125,4 +143,30 @@ function replyListener(onReply: (reply: string) => void) {
       if (entry?.tnx === 'server' && typeof message === 'string') onReply(message);
     },
   };
+}
+
+/**
+ * The message body, held back until `gate` resolves: the body is first read after the server's 354,
+ * so the wait falls between DATA and the body, on an open connection. A gate that fails fails the
+ * send (the body never went out).
+ */
+function gated(input: Readable, gate: () => Promise<void>): Readable {
+  let opened = false;
+  const output = new Readable({
+    read() {
+      if (opened) return void input.resume();
+      opened = true;
+      gate().then(
+        () => {
+          input.on('data', (chunk) => {
+            if (!output.push(chunk)) input.pause();
+          });
+          input.once('end', () => output.push(null));
+        },
+        (error: unknown) => output.destroy(error instanceof Error ? error : new Error(String(error))),
+      );
+    },
+  });
+  input.once('error', (error) => output.destroy(error));
+  return output;
 }

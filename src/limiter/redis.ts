@@ -66,7 +66,7 @@ const CAS_ATTEMPTS = 10;
 /** `close()` waits this long at most for the release of held slots (they expire anyway). */
 const CLOSE_TIMEOUT_MS = 2_000;
 
-const NUMBER_FIELDS = ['rateFactor', 'connections', 'pausedUntil', 'lastDecreaseAt'] as const;
+const NUMBER_FIELDS = ['rateFactor', 'connections', 'pausedUntil', 'lastDecreaseAt', 'ceiling'] as const;
 const TEXT_FIELDS = ['pauseReason', 'stopped'] as const;
 /** The state fields `reserve-2.lua` returns after `waitMs` and `now`, in its order. */
 const RESERVE_FIELDS = ['rateFactor', 'connections', 'pausedUntil', 'pauseReason', 'stopped', 'lastDecreaseAt'] as const;

@@ -6,7 +6,7 @@ const apply = (state: AdaptiveState, transition: StateTransition, now: number) =
 
 describe('adaptive controller', () => {
   it('starts at the configured rate and connection cap', () => {
-    expect(initialState(options)).toEqual({ rateFactor: 1, connections: 6, pausedUntil: 0, pauseReason: null, stopped: null, lastDecreaseAt: 0 });
+    expect(initialState(options)).toEqual({ rateFactor: 1, connections: 6, pausedUntil: 0, pauseReason: null, stopped: null, lastDecreaseAt: 0, ceiling: 1 });
   });
 
   it('cuts the rate multiplicatively on rate-limited, once per cooldown', () => {
@@ -34,6 +34,25 @@ describe('adaptive controller', () => {
     for (let i = 0; i < 10_000; i++) state = apply(state, onSuccess(options), 0);
     expect(state.rateFactor).toBe(1);
     expect(onSuccess(options)(state, 0)).toBeNull();
+  });
+
+  it('remembers the rate that was refused, climbs fast to just below it and probes past it slowly', () => {
+    let state = apply({ ...initialState(options), rateFactor: 0.5 }, onRateLimited(options), 10_000);
+    expect(state).toMatchObject({ rateFactor: 0.35, ceiling: 0.5 });
+    const successesTo = (target: number) => {
+      let n = 0;
+      while (state.rateFactor < target) {
+        state = apply(state, onSuccess(options), 0);
+        n++;
+      }
+      return n;
+    };
+    const fast = successesTo(0.475); // 0.35 → 0.95 × ceiling at full speed
+    const slow = successesTo(0.5); // the last 5% at an eighth of the speed
+    expect(fast / (0.475 - 0.35)).toBeLessThan(slow / (0.5 - 0.475) / 6);
+    // Past the ceiling with no refusal: the limit moved, the ceiling is forgotten.
+    state = apply(state, onSuccess(options), 0);
+    expect(state.ceiling).toBe(1);
   });
 
   it('drops the connection cap below what was open when a connection was refused', () => {

@@ -313,6 +313,7 @@ export function runLimiterContract(name: string, makeLimiter: () => Promise<Limi
           pauseReason: 'quota',
           stopped: 'auth: 535 5.7.8',
           lastDecreaseAt: 999.25,
+          ceiling: 0.4567,
         };
         expect(await lane.update(() => written)).toEqual(written);
         expect(await lane.state()).toEqual(written);
