@@ -64,6 +64,8 @@ export function createRedisLedger(options: RedisLedgerOptions): Ledger {
         settle: (id, outcome) => mark(id, MARK[outcome]),
         async close() {
           clearInterval(timer);
+          // The first beat may have come before the ledger existed: this one gives it its TTL.
+          await beat().catch(() => {});
         },
       };
     },

@@ -246,8 +246,8 @@ export class Lane {
         const job = await this.#nextJob();
         if (!job) break;
         if ((await this.#send(connection, job)) === 'close') break;
-        // The cap dropped below what is open: give this connection back.
-        if (this.#workers > this.#cap()) break;
+        // The cap dropped below what is open, or the slot was lost (Redis forgot it): give this connection back.
+        if (this.#workers > this.#cap() || lease.lost) break;
       }
     } finally {
       await connection.close();
@@ -266,7 +266,13 @@ export class Lane {
     if (!this.#options.shared) return own;
     try {
       const shared = await this.#options.shared.acquire(signal);
-      return { id: own.id, release: () => Promise.all([shared.release(), own.release()]).then(() => undefined) };
+      return {
+        id: own.id,
+        get lost() {
+          return own.lost || shared.lost;
+        },
+        release: () => Promise.all([shared.release(), own.release()]).then(() => undefined),
+      };
     } catch (error) {
       await own.release().catch(() => {});
       throw error;

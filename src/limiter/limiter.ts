@@ -18,6 +18,8 @@ export interface LaneSpec {
 /** A granted connection slot. Release it when the connection closes. */
 export interface Lease {
   readonly id: string;
+  /** True once the limiter no longer counts this slot as held (it expired, or Redis lost it): close the connection. */
+  readonly lost: boolean;
   release(): Promise<void>;
 }
 

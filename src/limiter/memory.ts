@@ -114,8 +114,12 @@ class MemoryLane implements LaneLimiter {
   #grant(): Lease {
     const id = randomUUID();
     this.#holders.add(id);
+    const holders = this.#holders;
     return {
       id,
+      get lost() {
+        return !holders.has(id);
+      },
       release: async () => {
         if (this.#holders.delete(id)) this.#wake();
       },

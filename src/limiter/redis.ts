@@ -419,8 +419,12 @@ class RedisLane implements LaneLimiter {
   }
 
   #lease(id: string): Lease {
+    const holders = this.#holders;
     return {
       id,
+      get lost() {
+        return !holders.has(id);
+      },
       release: async () => {
         // Forget it first: a lease that failed to release is no longer renewed, so it expires.
         if (!this.#holders.delete(id)) return;

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailer, type Mailer, type MailerOptions } from '../../src/index.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
+import { Redis } from 'ioredis';
+import { ledgerKeys } from '../../src/batch/redis-ledger.js';
 import { startRedisServer, uniquePrefix, type RedisServer } from '../helpers/redis-server.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -39,6 +41,18 @@ describe('sendBatch on Redis', () => {
     const b = await second.sendBatch(list(500), { id: 'nov', build });
     expect(b).toMatchObject({ total: 500, skipped: a.sent, sent: 500 - a.sent, failed: 0, inDoubt: 0 });
     expect(srv.counts()).toMatchObject({ unique: 500, duplicates: 0 });
+  });
+
+  it('gives a short batch\'s ledger its TTL', async () => {
+    const srv = await smtp();
+    const keyPrefix = uniquePrefix();
+    const m = mailer(srv, { redis: 'redis://127.0.0.1:6379', keyPrefix, ledgerTtl: '1h' });
+    await m.sendBatch(list(5), { id: 'short', build });
+    const client = new Redis('redis://127.0.0.1:6379');
+    cleanup.push(() => client.quit());
+    const ttl = await client.pttl(ledgerKeys(keyPrefix, 'short').entries);
+    expect(ttl).toBeGreaterThan(3_500_000);
+    expect(ttl).toBeLessThanOrEqual(3_600_000);
   });
 
   it('two mailers running the same batch at once deliver each message once', async () => {

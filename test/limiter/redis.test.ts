@@ -204,6 +204,17 @@ describe.skipIf(!available)('redis limiter', () => {
       expect(await admin.exists(laneKeys(prefix, 'untouched').state)).toBe(0);
     });
 
+    it('marks a lease lost when Redis forgets it, so that its connection closes', async () => {
+      resetPrefix();
+      const lane = limit(connect(), { leaseMs: 600 }).lane('forgotten', spec(10, 1_000, 2));
+      const lease = await lane.acquire();
+      leases.push(lease);
+      expect(lease.lost).toBe(false);
+      await admin.del(laneKeys(prefix, 'forgotten').leases); // as a Redis restarted empty would
+      await sleep(700); // a renewal (every leaseMs / 3) finds it gone
+      expect(lease.lost).toBe(true);
+    });
+
     it('leaves no lease behind on close', async () => {
       resetPrefix();
       const limiter = limit(connect());
