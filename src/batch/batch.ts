@@ -1,5 +1,5 @@
 import type { BeforeSend } from '../lanes/lane.js';
-import { isAbortedError, isDeliveryError } from '../errors.js';
+import { AbortedError, isAbortedError, isDeliveryError } from '../errors.js';
 import type { ProgressEvent } from '../events.js';
 import { prepareMessage, type Message, type PreparedMessage } from '../message.js';
 import { sleep } from '../retry/sleep.js';
@@ -132,18 +132,27 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       report.inDoubtIds.push(id);
       return;
     }
+    let lost = false;
     try {
       // Recording the attempt waits out a Redis outage: sending unrecorded could send twice later.
+      // A claim another run took over (this one's heartbeat lapsed: a frozen process) is theirs to send.
       const beforeSend = ledger
         ? async (attemptSignal: AbortSignal | undefined) => {
-            if ((await untilDone(() => ledger.sending(id).then(() => true), attemptSignal)) === undefined) throw new Error('gave up waiting for the ledger');
+            const mine = await untilDone(() => ledger.sending(id), attemptSignal);
+            if (mine === undefined) throw new Error('gave up waiting for the ledger');
+            if (!mine) {
+              lost = true;
+              throw new AbortedError(`message ${id} was taken over by another run of the batch`);
+            }
           }
         : undefined;
       await context.deliver(prepared, { signal: signal ?? NEVER, beforeSend, resendInDoubt: context.resendInDoubt });
       report.sent++;
       await settle(ledger, id, 'sent');
     } catch (error) {
-      if (isAbortedError(error)) {
+      if (lost) {
+        report.skipped++;
+      } else if (isAbortedError(error)) {
         report.pending++;
         await settle(ledger, id, 'released');
       } else if (isDeliveryError(error) && error.inDoubt) {

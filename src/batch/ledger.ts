@@ -22,8 +22,11 @@ export type Settlement = 'sent' | 'failed' | 'in-doubt' | 'released';
 export interface LedgerRun {
   /** Claims a message id for this run. */
   claim(id: string): Promise<ClaimResult>;
-  /** Records that an attempt of `id` is about to go to the network. */
-  sending(id: string): Promise<void>;
+  /**
+   * Records that an attempt of `id` is about to go to the network. `false` when the claim is no
+   * longer this run's (another run took it over after this one's heartbeat lapsed): do not send.
+   */
+  sending(id: string): Promise<boolean>;
   /** Records how `id` ended for this run. */
   settle(id: string, outcome: Settlement): Promise<void>;
   /** Ends the run: stops its heartbeat. Entries stay until the ledger's TTL. */
@@ -78,7 +81,10 @@ export function createMemoryLedger(options: { ttlMs: number; now?: () => number 
           return 'claimed';
         },
         async sending(id) {
+          const entry = entries.get(id);
+          if (entry !== undefined && ownerOf(entry) !== owner) return false;
           entries.set(id, pack('sending', owner));
+          return true;
         },
         async settle(id, outcome) {
           if (outcome === 'released') entries.delete(id);

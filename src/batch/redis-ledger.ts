@@ -55,13 +55,11 @@ export function createRedisLedger(options: RedisLedgerOptions): Ledger {
       await beat();
       // A missed beat (Redis away) is retried at the next tick; claims survive for leaseMs.
       const timer = setInterval(() => void beat().catch(() => {}), leaseMs / 4);
-      const mark = async (id: string, state: string) => {
-        await runScript(client, 'ledger-mark', [keys.entries], [id, run, state]);
-      };
+      const mark = async (id: string, state: string) => Number(await runScript(client, 'ledger-mark', [keys.entries], [id, run, state])) === 1;
       return {
         claim: async (id) => (await runScript(client, 'ledger-claim', [keys.entries, keys.owners], [id, run, resendInDoubt ? '1' : '0'])) as ClaimResult,
         sending: (id) => mark(id, MARK.sending),
-        settle: (id, outcome) => mark(id, MARK[outcome]),
+        settle: async (id, outcome) => void (await mark(id, MARK[outcome])),
         async close() {
           clearInterval(timer);
           // The first beat may have come before the ledger existed: this one gives it its TTL.
