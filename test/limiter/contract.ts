@@ -16,9 +16,18 @@ const oneWindow = (max: number, perMs: number, burst = 1, maxConnections = 1): L
   maxConnections,
 });
 
+/**
+ * Books `count` sends one after another and returns when each was booked for: the call's start
+ * plus the wait it returned. Time passes between the calls (more on a loaded machine), and a
+ * later call's wait is shorter by that much; the booked times do not drift with it.
+ */
 async function waits(lane: { reserve(): Promise<{ waitMs: number }> }, count: number): Promise<number[]> {
   const result: number[] = [];
-  for (let i = 0; i < count; i++) result.push((await lane.reserve()).waitMs);
+  const origin = performance.now();
+  for (let i = 0; i < count; i++) {
+    const start = i === 0 ? 0 : performance.now() - origin;
+    result.push(start + (await lane.reserve()).waitMs);
+  }
   return result;
 }
 
