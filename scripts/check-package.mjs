@@ -34,7 +34,13 @@ if (classifySmtpError('421 4.7.0 Too many connections').kind !== 'connection-lim
 const srv = await startThrottlingSmtpServer();
 const mailer = createMailer({ providers: { test: { transport: srv.transportOptions(), rate: { max: 50, per: '1s' } } } });
 const info = await mailer.send({ from: 'a@example.org', to: 'b@example.net', subject: 'packed', text: 'esm' });
-await mailer.close(); await srv.close();
+await mailer.close();
+// The Lua scripts, read from the packed dist/lua, on a real Redis (CI starts one).
+const onRedis = createMailer({ redis: 'redis://127.0.0.1:6379', keyPrefix: 'mailpacer-package-check-' + process.pid, ledgerTtl: '1m', providers: { test: { transport: srv.transportOptions(), rate: { max: 50, per: '1s' } } } });
+const batch = await onRedis.sendBatch(['c@example.net', 'd@example.net'], { id: 'package-check', build: (to) => ({ id: to, from: 'a@example.org', to, text: 'redis' }) });
+if (batch.sent !== 2) throw new Error('packed package on Redis: ' + JSON.stringify(batch));
+await onRedis.close(); await srv.close();
+console.log('redis: ok (Lua scripts from the packed package)');
 try { createMailer({ providers: {} }); throw new Error('no ConfigError'); } catch (e) { if (!(e instanceof ConfigError)) throw e; }
 console.log('import: ok (' + info.attempts + ' attempt)');
 `);
