@@ -17,16 +17,20 @@ const oneWindow = (max: number, perMs: number, burst = 1, maxConnections = 1): L
 });
 
 /**
- * Books `count` sends one after another and returns when each was booked for: the call's start
- * plus the wait it returned. Time passes between the calls (more on a loaded machine), and a
- * later call's wait is shorter by that much; the booked times do not drift with it.
+ * Books `count` sends one after another and returns when each was booked for, relative to the first
+ * reply: the wait plus the time the reply came back. Time passes between the calls (more on a
+ * loaded machine, or while a Cluster client connects) and a later call's wait is shorter by that
+ * much; the booked times do not drift with it. The script runs just before its reply arrives, so
+ * the reply's time stands for the limiter's clock.
  */
 async function waits(lane: { reserve(): Promise<{ waitMs: number }> }, count: number): Promise<number[]> {
   const result: number[] = [];
-  const origin = performance.now();
+  let origin: number | undefined;
   for (let i = 0; i < count; i++) {
-    const start = i === 0 ? 0 : performance.now() - origin;
-    result.push(start + (await lane.reserve()).waitMs);
+    const { waitMs } = await lane.reserve();
+    const now = performance.now();
+    origin ??= now;
+    result.push(now - origin + waitMs);
   }
   return result;
 }
