@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, rawCommand, redisAvailable } from './redis-server.js';
+import { freePort, launchRedisServer as launch, rawCommand } from './redis-server.js';
 
 /** A throwaway Redis Cluster of masters on loopback, for tests. */
 export interface RedisClusterServer {
@@ -81,29 +81,6 @@ async function freePortNotIn(taken: readonly number[]): Promise<number> {
     const port = await freePort();
     if (!taken.includes(port)) return port;
   }
-}
-
-async function launch(args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  let capture = true;
-  const collect = (chunk: Buffer): void => {
-    if (capture) output += chunk.toString();
-  };
-  // Drained for good: a full pipe would block Redis on its log.
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}:\n${output}`);
-    if (await redisAvailable(port)) {
-      capture = false;
-      return child;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  await stopChild(child);
-  throw new Error(`redis-server did not answer PING on port ${port} within 10 s:\n${output}`);
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

@@ -70,7 +70,7 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
     args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(await freePort()), '--cluster-announce-ip', '127.0.0.1');
   }
 
-  let child = await launch(args, port);
+  let child = await launchRedisServer(args, port);
   if (options.cluster) await assignAllSlots(port);
 
   const stopChild = async (): Promise<void> => {
@@ -98,13 +98,14 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
       await stopChild();
       if (!keepData) rmSync(join(dir, 'dump.rdb'), { force: true });
       if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
-      child = await launch(args, port);
+      child = await launchRedisServer(args, port);
       if (options.cluster) await waitForClusterOk(port);
     },
   };
 }
 
-async function launch(args: string[], port: number): Promise<ChildProcess> {
+/** Starts `redis-server` with `args` and resolves once it answers PING on `port`. */
+export async function launchRedisServer(args: string[], port: number): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // Kept for the error message while starting; the streams are drained afterwards so Redis never blocks on its log.
   let output = '';
