@@ -1,13 +1,8 @@
 import type { ProgressEvent } from '../events.js';
+import type { BatchReport } from './batch.js';
 
-interface Counts {
-  id: string | undefined;
-  total: number;
-  sent: number;
-  failed: number;
-  skipped: number;
-  inDoubt: number;
-}
+/** The running counts of the batch: its report as it fills. */
+type Counts = Pick<BatchReport, 'id' | 'total' | 'sent' | 'failed' | 'skipped' | 'inDoubt'>;
 
 /** How far back the "rate now" looks. */
 const RATE_WINDOW_MS = 5_000;

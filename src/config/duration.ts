@@ -25,16 +25,3 @@ export function parseDuration(value: unknown): number | undefined {
   const [, amount, unit] = match;
   return Number(amount) * UNITS[unit as string]!;
 }
-
-/** Formats milliseconds for humans: `1.5s`, `5m`, `24h`. */
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms)) return String(ms);
-  if (ms < 1_000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${round(ms / 1_000)}s`;
-  if (ms < 3_600_000) return `${round(ms / 60_000)}m`;
-  return `${round(ms / 3_600_000)}h`;
-}
-
-function round(value: number): number {
-  return Math.round(value * 10) / 10;
-}

@@ -148,8 +148,3 @@ export function stop(reason: string): StateTransition {
 export function unstop(): StateTransition {
   return (state) => (state.stopped === null ? null : { ...state, stopped: null });
 }
-
-/** Whether the lane may send at `now`. */
-export function isPaused(state: AdaptiveState, now: number): boolean {
-  return state.pausedUntil > now;
-}
