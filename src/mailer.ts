@@ -86,7 +86,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions): Promise<SendResult> {
     const { id, recipients } = prepared;
     const lane = await lanes.pick(prepared.provider ?? providers[0]!, recipients);
-    if (!lane) throw failed(prepared.provider!, id, recipients, new DeliveryError(`Delivery ${about(id)}failed: unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`, { decision: 'permanent', attempts: 0, provider: prepared.provider!, messageId: id }));
+    if (!lane) throw refused(prepared.provider!, id, recipients, `unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`);
     if (closed) throw new AbortedError('mailer is closed', { closed: true });
     const started = Date.now();
     // The envelope goes in parts when the provider takes fewer recipients per message, or when the
@@ -152,13 +152,16 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     return error;
   }
 
+  /** A message refused before any attempt (no recipients, a bad address, an unknown provider, a build that threw). */
+  function refused(provider: string, id: string | undefined, recipients: readonly string[], problem: string, cause?: unknown): DeliveryError {
+    return failed(provider, id, recipients, new DeliveryError(`Delivery ${about(id)}failed: ${problem}`, { decision: 'permanent', attempts: 0, provider, messageId: id, cause }));
+  }
+
   return {
     async send(message, sendOptions = {}) {
       const prepared = prepareMessage(message);
       if ('problem' in prepared) {
-        const id = typeof message?.id === 'string' ? message.id : undefined;
-        const provider = message?.provider ?? providers[0]!;
-        throw failed(provider, id, [], new DeliveryError(`Delivery ${about(id)}failed: ${prepared.problem}`, { decision: 'permanent', attempts: 0, provider, messageId: id }));
+        throw refused(message?.provider ?? providers[0]!, typeof message?.id === 'string' ? message.id : undefined, [], prepared.problem);
       }
       return deliver(prepared, { signal: withClosing(sendOptions.signal) });
     },
@@ -172,9 +175,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt }),
         resendInDoubt,
         emitProgress: (event) => emitter.emit('progress', event),
-        emitFailed: (id, problem, cause) => {
-          failed(providers[0]!, id, [], new DeliveryError(`Delivery of ${id} failed: ${problem}`, { decision: 'permanent', attempts: 0, provider: providers[0]!, messageId: id, cause }));
-        },
+        emitFailed: (id, problem, cause) => void refused(providers[0]!, id, [], problem, cause),
         progressIntervalMs: batchDuration('progressInterval', batchOptions.progressInterval, 1_000),
         waveIntervalMs: batchDuration('waveInterval', batchOptions.waveInterval, 0),
       });
