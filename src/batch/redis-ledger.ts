@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { withTimeout, type RedisHealth } from '../limiter/failover.js';
+import { observe, type RedisHealth } from '../limiter/failover.js';
 import { runScript as run, type ScriptClient } from '../limiter/scripts.js';
 import type { ClaimResult, Ledger, Settlement } from './ledger.js';
 
@@ -37,16 +37,7 @@ export function ledgerKeys(keyPrefix: string, batchId: string): { entries: strin
 export function createRedisLedger(options: RedisLedgerOptions): Ledger {
   const { client, keyPrefix, ttlMs } = options;
   const leaseMs = options.leaseMs ?? 60_000;
-  const runScript: typeof run = async (...args) => {
-    try {
-      const result = await withTimeout(run(...args), options.callTimeoutMs ?? 5_000);
-      options.health?.up();
-      return result;
-    } catch (error) {
-      options.health?.down(error as Error);
-      throw error;
-    }
-  };
+  const runScript: typeof run = (...args) => observe(options.health, run(...args), options.callTimeoutMs ?? 5_000);
   return {
     async open(batchId, { resendInDoubt }) {
       const keys = ledgerKeys(keyPrefix, batchId);

@@ -86,12 +86,9 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
     for (;;) {
       if (health.shouldTry()) {
         try {
-          const result = await (timed ? withTimeout(primary(), callTimeoutMs) : primary());
-          health.up();
-          return result;
+          return await observe(health, primary(), timed ? callTimeoutMs : Infinity, signal);
         } catch (error) {
           if (signal?.aborted) throw signal.reason;
-          health.down(error as Error);
         }
       }
       if (options.mode === 'local') return fallback();
@@ -143,7 +140,22 @@ export function share(spec: LaneSpec, processes: number): LaneSpec {
   };
 }
 
-export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/**
+ * Awaits a Redis call and tells `health` how it went: a success means Redis is up, a failure or a
+ * call slower than `timeoutMs` that it is away (unless the caller's own signal ended it).
+ */
+export async function observe<T>(health: RedisHealth | undefined, call: Promise<T>, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+  try {
+    const result = await (timeoutMs === Infinity ? call : withTimeout(call, timeoutMs));
+    health?.up();
+    return result;
+  } catch (error) {
+    if (!signal?.aborted) health?.down(error as Error);
+    throw error;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     promise,
