@@ -3,6 +3,7 @@ import nodemailer from 'nodemailer';
 import { parseOptions } from '../config/parse.js';
 import type { ProviderConfig } from '../config/schema.js';
 import { createMailer } from '../index.js';
+import { asWindows } from '../lanes/lanes.js';
 import { collectSecrets, createRedactor } from '../redact.js';
 import { loadConfigFile } from './config-file.js';
 import { count, duration, errorText, windowText, type Output } from './format.js';
@@ -44,7 +45,7 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   for (const [name, provider] of Object.entries(config.providers)) {
     out.write(`\nprovider ${name}\n`);
     failures += await verifyTransport(provider, out, options);
-    const windows = provider.rate === undefined ? [] : Array.isArray(provider.rate) ? provider.rate : [provider.rate];
+    const windows = asWindows(provider.rate);
     const limits = windows.length ? windows.map((w) => windowText(w.max, w.perMs)).join(', ') : 'no rate limit';
     out.write(`  limits      ${limits}; ${plural(provider.maxConnections, 'connection')}; ${plural(provider.maxMessagesPerConnection, 'message')} per connection\n`);
     out.write(`  estimate    ${estimate(n, windows, provider.maxConnections)}\n`);

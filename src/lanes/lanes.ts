@@ -119,6 +119,7 @@ function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function asWindows(rate: RateWindowSpec | RateWindowSpec[] | undefined): RateWindowSpec[] {
+/** A provider's or group's `rate` (one window, a list, or none) as a list. */
+export function asWindows(rate: RateWindowSpec | RateWindowSpec[] | undefined): RateWindowSpec[] {
   return rate === undefined ? [] : Array.isArray(rate) ? rate : [rate];
 }
