@@ -253,4 +253,18 @@ describe('replies nodemailer loses', () => {
     expect(decisions).toEqual(['rate-limited 421']);
     expect(srv.counts()).toMatchObject({ unique: 2, duplicates: 0 });
   });
+
+  it('reads it too when the transport has a logger of its own, and leaves that logger its lines', async () => {
+    const srv = await server({ script: [{ match: 'user1@example.net', code: 421, reply: '421 4.7.0 Try again later, closing connection. (RCPT) - gsmtp', times: 1 }] });
+    const lines: string[] = [];
+    const log = (_entry: unknown, message: unknown) => void lines.push(String(message));
+    const logger = { trace: log, debug: log, info: log, warn: log, error: log, fatal: log };
+    const m = mailer({ providers: { main: { transport: { ...srv.transportOptions(), logger }, maxConnections: 1, rate: { max: 50, per: '1s' } } }, retry: fast });
+    const decisions: string[] = [];
+    m.on('retry', (e) => decisions.push(`${e.decision} ${e.responseCode}`));
+    await m.send(message(0));
+    await m.send(message(1));
+    expect(decisions).toEqual(['rate-limited 421']);
+    expect(lines).toContain('Creating transport: %s');
+  });
 });

@@ -49,24 +49,21 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
   return {
     ownsConnections: true,
     open() {
-      // A 421 to RCPT on a reused pooled connection reaches the caller as a bare "connection
-      // closed" error: the reply, which says why (rate, connections), is only in the transaction
-      // log. So the log is read, where the user has not set a logger of their own.
-      let lastReply: string | undefined;
       // Up to 20% fewer at random, so that a lane's connections are not all replaced at once (the
       // handshakes would delay a bunch of paced sends into the same second).
       const maxMessages = Math.max(1, Math.round(maxMessagesPerConnection * (0.8 + 0.2 * Math.random())));
       // Sends on the current connection: the pool replaces it after maxMessages, or after a failure.
       let onThisConnection = 0;
-      const listen = base.logger === undefined && base.transactionLog === undefined;
-      const transporter = nodemailer.createTransport({
-        ...base,
-        pool: true,
-        maxConnections: 1,
-        maxMessages,
-        maxRequeues: 0,
-        ...(listen ? { transactionLog: true, logger: replyListener((reply) => (lastReply = reply)) } : {}),
-      } as SMTPPoolOptions & { pool: true });
+      const options = { ...base, pool: true, maxConnections: 1, maxMessages, maxRequeues: 0 } as SMTPPoolOptions & { pool: true };
+      let transporter = nodemailer.createTransport(options);
+      let replies = watchReplies(transporter);
+      if (!replies && base.logger === undefined && base.transactionLog === undefined) {
+        // A nodemailer whose pool is built differently: hear the replies through its transaction log.
+        transporter.close();
+        let heard: string | undefined;
+        transporter = nodemailer.createTransport({ ...options, transactionLog: true, logger: replyListener((reply) => (heard = reply)) });
+        replies = { mark: () => void (heard = undefined), since: () => heard };
+      }
       // One message at a time goes through this connection, so one flag tells its stage. The
       // message stream is read only after the server's 354; its end means the body went out.
       let streamed = false;
@@ -85,7 +82,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
         send: (mail, sendGate) => {
           gate = sendGate;
           streamed = false;
-          lastReply = undefined;
+          replies?.mark();
           onThisConnection = onThisConnection >= maxMessages ? 1 : onThisConnection + 1;
           return transporter.sendMail(mail).catch((error: unknown) => {
             onThisConnection = 0; // the connection may be gone: assume a new one next time
@@ -94,7 +91,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
         },
         willConnect: () => onThisConnection === 0 || onThisConnection >= maxMessages,
         streamed: () => streamed,
-        lastReply: () => lastReply,
+        lastReply: () => replies?.since(),
         close: () => closed(transporter),
       };
     },
@@ -128,6 +125,47 @@ async function closed(transporter: Transporter): Promise<void> {
 }
 
 const CLOSE_WAIT_MS = 1_000;
+
+interface Replies {
+  /** Remembers where the connection stands: a send starts. */
+  mark(): void;
+  /** The server's last reply since `mark()`, if one came. */
+  since(): string | undefined;
+}
+
+type PoolResource = { connection?: { lastServerResponse?: string | false } };
+type Pool = { _createConnection?: (...args: unknown[]) => PoolResource };
+
+/**
+ * The server's last reply on a pooled transporter's connection. A 421 to RCPT on a reused pooled
+ * connection reaches the caller as a bare "connection closed" error: the pool drops the error
+ * that carries the reply, which says why (rate, connections). The SMTP connection still holds it
+ * (`lastServerResponse`), so the pool's connections are kept track of as it makes them (one at a
+ * time here). `undefined` when the pool has no such seam (then the transaction log is read).
+ */
+function watchReplies(transporter: Transporter): Replies | undefined {
+  const pool = (transporter as unknown as { transporter?: Pool }).transporter;
+  const create = pool?._createConnection;
+  if (!pool || typeof create !== 'function') return undefined;
+  let current: PoolResource | undefined;
+  pool._createConnection = function (this: Pool, ...args: unknown[]) {
+    current = create.apply(this, args);
+    return current;
+  };
+  let markedOn: PoolResource | undefined;
+  let markedReply: string | false | undefined;
+  return {
+    mark() {
+      markedOn = current;
+      markedReply = current?.connection?.lastServerResponse;
+    },
+    since() {
+      const reply = current?.connection?.lastServerResponse;
+      if (typeof reply !== 'string' || (current === markedOn && reply === markedReply)) return undefined;
+      return reply;
+    },
+  };
+}
 
 const noop = () => {};
 
