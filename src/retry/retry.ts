@@ -44,9 +44,11 @@ export class RetryStopped extends Error {
 }
 
 /**
- * Runs `attempt` until it succeeds, through p-retry: p-retry counts retries and enforces
- * `maxRetryTime`; the delay is ours (`retryDelay`), because it depends on what the server said
- * (greylisting, a named delay, a refused connection) and p-retry only knows exponential steps.
+ * Runs `attempt` until it succeeds. The first attempt runs on its own (most messages need no
+ * other, and p-retry's setup costs more than the attempt's own bookkeeping); from the first
+ * failure on, p-retry runs the loop: it counts attempts and enforces `maxRetryTime`, and the delay
+ * is ours (`retryDelay`), because it depends on what the server said (greylisting, a named delay,
+ * a refused connection) and p-retry only knows exponential steps.
  * Throws `RetryStopped` when it gives up, or the signal's reason when aborted.
  */
 export async function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
@@ -57,49 +59,60 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
   let consumed = 0;
   let refusals = 0;
 
-  const run = pRetry(
-    async (attemptNumber) => {
-      attempts = attemptNumber;
-      if (options.signal?.aborted) throw new AbortError(toError(options.signal.reason));
-      try {
-        return await attempt({ attempt: attemptNumber, deadline });
-      } catch (error) {
-        if (error instanceof AttemptFailure) throw error;
-        // Anything else is a bug or an abort: stop without retrying.
-        throw new AbortError(toError(error));
-      }
-    },
-    {
-      // Retries are counted here: p-retry stops at zero retries left even for failures that do not
-      // use one up (a refused connection, a quota pause), which must not end a message.
-      retries: Number.POSITIVE_INFINITY,
-      // The delay is applied in onFailedAttempt; p-retry's own is zero.
-      minTimeout: 0,
-      maxTimeout: 0,
-      maxRetryTime: retry.maxRetryTime,
-      // No `signal` for p-retry: it would throw away a success that lands after an abort, and a
-      // message the server accepted must be reported sent. Aborts are handled here instead.
-      shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).decision),
-      onFailedAttempt: async ({ error }) => {
-        if (options.signal?.aborted) throw options.signal.reason;
-        const failure = error as AttemptFailure;
-        const { decision } = failure;
-        if (failure.tooManyRecipients && options.canSplit) throw new RetryStopped(failure, attempts, 'split');
-        if (!isRetryable(decision)) throw new RetryStopped(failure, attempts, 'not-retryable');
-        // Sending again could deliver it twice: only when asked.
-        if (failure.inDoubt && !options.resendInDoubt) throw new RetryStopped(failure, attempts, 'in-doubt');
-        const consumes = consumesRetry(decision);
-        const retriesLeft = retry.retries - consumed;
-        if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');
-        const delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
-        if (now() + delayMs >= deadline) throw new RetryStopped(failure, attempts, 'deadline');
-        if (consumes) consumed++;
-        else if (decision.kind === 'connection-limited') refusals++;
-        options.onRetry?.({ attempt: attempts, retriesLeft: consumes ? retriesLeft - 1 : retriesLeft, delayMs, failure });
-        await sleep(delayMs, options.signal);
-      },
-    },
-  );
+
+  /** Decides after a failed attempt: throws `RetryStopped` to give up, or waits the delay before the next. */
+  const afterFailure = async (failure: AttemptFailure): Promise<void> => {
+    if (options.signal?.aborted) throw options.signal.reason;
+    const { decision } = failure;
+    if (failure.tooManyRecipients && options.canSplit) throw new RetryStopped(failure, attempts, 'split');
+    if (!isRetryable(decision)) throw new RetryStopped(failure, attempts, 'not-retryable');
+    // Sending again could deliver it twice: only when asked.
+    if (failure.inDoubt && !options.resendInDoubt) throw new RetryStopped(failure, attempts, 'in-doubt');
+    const consumes = consumesRetry(decision);
+    const retriesLeft = retry.retries - consumed;
+    if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');
+    const delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
+    if (now() + delayMs >= deadline) throw new RetryStopped(failure, attempts, 'deadline');
+    if (consumes) consumed++;
+    else if (decision.kind === 'connection-limited') refusals++;
+    options.onRetry?.({ attempt: attempts, retriesLeft: consumes ? retriesLeft - 1 : retriesLeft, delayMs, failure });
+    await sleep(delayMs, options.signal);
+  };
+
+  // The first attempt, inline.
+  attempts = 1;
+  if (options.signal?.aborted) throw toError(options.signal.reason);
+  try {
+    return { value: await attempt({ attempt: 1, deadline }), attempts: 1 };
+  } catch (error) {
+    if (!(error instanceof AttemptFailure)) throw toError(error);
+    await afterFailure(error);
+  }
+
+  // Every later attempt, through p-retry; anything thrown but an `AttemptFailure` is a bug or an abort, and ends the loop.
+  const later = async (attemptNumber: number): Promise<T> => {
+    attempts = attemptNumber + 1;
+    if (options.signal?.aborted) throw new AbortError(toError(options.signal.reason));
+    try {
+      return await attempt({ attempt: attempts, deadline });
+    } catch (error) {
+      if (error instanceof AttemptFailure) throw error;
+      throw new AbortError(toError(error));
+    }
+  };
+  const run = pRetry(later, {
+    // Retries are counted here: p-retry stops at zero retries left even for failures that do not
+    // use one up (a refused connection, a quota pause), which must not end a message.
+    retries: Number.POSITIVE_INFINITY,
+    // The delay is applied in onFailedAttempt; p-retry's own is zero.
+    minTimeout: 0,
+    maxTimeout: 0,
+    maxRetryTime: Math.max(0, deadline - now()),
+    // No `signal` for p-retry: it would throw away a success that lands after an abort, and a
+    // message the server accepted must be reported sent. Aborts are handled here instead.
+    shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).decision),
+    onFailedAttempt: ({ error }) => afterFailure(error as AttemptFailure),
+  });
   let value: T;
   try {
     value = await run;

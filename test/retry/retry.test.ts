@@ -109,4 +109,44 @@ describe('withRetry', () => {
     await vi.runAllTimersAsync();
     expect(((await promise) as Error).message).toBe('stop');
   });
+
+  it('counts the attempts, the first one made outside p-retry and the others through it', async () => {
+    const once = await run(['ok']);
+    expect(once.result).toEqual({ value: { value: 'sent', attempts: 1 } });
+    expect(once.retries).toEqual([]);
+    const third = await run([failure('transient'), failure('rate-limited'), 'ok']);
+    expect(third.result).toEqual({ value: { value: 'sent', attempts: 3 } });
+    expect(third.retries.map((r) => r.attempt)).toEqual([1, 2]);
+  });
+
+  it('does not retry what is not an AttemptFailure (a bug), on the first attempt or a later one', async () => {
+    const bug = new TypeError('mail.to.map is not a function');
+    for (const failFirst of [0, 1]) {
+      let calls = 0;
+      const promise = withRetry(
+        async () => {
+          calls++;
+          if (calls <= failFirst) throw failure('transient');
+          throw bug;
+        },
+        { retry, random: () => 0.5 },
+      ).catch((error: unknown) => error);
+      await vi.runAllTimersAsync();
+      expect(await promise).toBe(bug);
+      expect(calls).toBe(failFirst + 1);
+    }
+  });
+
+  it('makes no attempt when the signal has already aborted', async () => {
+    let calls = 0;
+    const error = await withRetry(
+      async () => {
+        calls++;
+        return 'sent';
+      },
+      { retry, signal: AbortSignal.abort(new Error('closed')) },
+    ).catch((e: unknown) => e);
+    expect((error as Error).message).toBe('closed');
+    expect(calls).toBe(0);
+  });
 });
