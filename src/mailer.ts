@@ -85,7 +85,8 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   // One message: route → lane (limiter → transport → classify) → retry → events.
   async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions): Promise<SendResult> {
     const { id, recipients } = prepared;
-    const lane = await lanes.pick(prepared.provider ?? providers[0]!, recipients);
+    const picked = lanes.pick(prepared.provider ?? providers[0]!, recipients);
+    const lane = picked instanceof Promise ? await picked : picked;
     if (!lane) throw refused(prepared.provider!, id, recipients, `unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`);
     if (closed) throw new AbortedError('mailer is closed', { closed: true });
     const started = Date.now();

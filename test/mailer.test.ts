@@ -2,6 +2,7 @@ import { SMTPServer } from 'smtp-server';
 import { describe, expect, it } from 'vitest';
 import { isDeliveryError, type Mailer, type MailerEvents } from '../src/index.js';
 import type { ThrottlingSmtpServer } from '../src/testing/index.js';
+import { uniquePrefix } from './helpers/redis-server.js';
 import { useCleanup } from './helpers/setup.js';
 
 const { server, mailer, defer } = useCleanup();
@@ -266,5 +267,28 @@ describe('replies nodemailer loses', () => {
     await m.send(message(1));
     expect(decisions).toEqual(['rate-limited 421']);
     expect(lines).toContain('Creating transport: %s');
+  });
+});
+
+describe('a pause shared through Redis', () => {
+  const { server, mailer } = useCleanup();
+
+  it('holds back another mailer on the same prefix, also on a lane without a rate window (which books nothing per send)', async () => {
+    const srv = await server({ script: [{ match: 'user0@example.net', code: 421, reply: '421 4.7.0 Rate limit exceeded, slow down', times: 1 }] });
+    const keyPrefix = uniquePrefix();
+    const options = { redis: 'redis://127.0.0.1:6379', keyPrefix, providers: { main: { transport: srv.transportOptions(), maxConnections: 1 } }, retry: fast, adaptive: { cooldown: '2s' } };
+    const a = mailer(options);
+    const b = mailer(options);
+    await b.send(message(9)); // b has read the lane's state: not paused
+    const paused = new Promise<number>((resolve) => a.on('throttle', (e) => e.action === 'pause' && resolve(e.pausedUntil)));
+    const first = a.send(message(0)).catch((e: unknown) => e); // 421: no window to slow down, so the lane pauses for the cooldown
+    const pausedUntil = await paused;
+    // A lane without a rate window re-reads the shared state at most every 100 ms: b's view is older than that now.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await b.send(message(1));
+    await first;
+    const arrived = (to: string) => srv.accepted.find((m) => m.to.includes(to))!.at;
+    expect(arrived('user1@example.net')).toBeGreaterThanOrEqual(Math.floor(pausedUntil));
+    expect(arrived('user0@example.net')).toBeGreaterThanOrEqual(Math.floor(pausedUntil));
   });
 });

@@ -137,8 +137,8 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       // Recording the attempt waits out a Redis outage: sending unrecorded could send twice later.
       // A claim another run took over (this one's heartbeat lapsed: a frozen process) is theirs to send.
       const beforeSend = ledger
-        ? async (attemptSignal: AbortSignal | undefined) => {
-            const mine = await untilDone(() => ledger.sending(id), attemptSignal);
+        ? async (attemptSignal: AbortSignal | undefined, deadline: number) => {
+            const mine = await untilDone(() => ledger.sending(id), attemptSignal, deadline);
             if (mine === undefined) throw new Error('gave up waiting for the ledger');
             if (!mine) {
               lost = true;
@@ -148,7 +148,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
         : undefined;
       await context.deliver(prepared, { signal: signal ?? NEVER, beforeSend, resendInDoubt: context.resendInDoubt });
       report.sent++;
-      await settle(ledger, id, 'sent');
+      if (ledger) await settle(ledger, id, 'sent');
     } catch (error) {
       if (lost) {
         report.skipped++;
@@ -237,14 +237,14 @@ async function settle(ledger: LedgerRun | undefined, id: string, outcome: 'sent'
   }
 }
 
-/** Retries a ledger call until it answers (Redis may be away for a while), or the signal aborts. */
-async function untilDone<R>(call: () => Promise<R>, signal: AbortSignal | undefined): Promise<R | undefined> {
+/** Retries a ledger call until it answers (Redis may be away for a while), or the signal aborts, or the deadline (epoch ms) passes. */
+async function untilDone<R>(call: () => Promise<R>, signal: AbortSignal | undefined, deadline = Infinity): Promise<R | undefined> {
   for (let attempt = 0; ; attempt++) {
-    if (signal?.aborted) return undefined;
+    if (signal?.aborted || Date.now() >= deadline) return undefined;
     try {
       return await call();
     } catch {
-      await sleep(Math.min(2_000, 50 * 2 ** attempt), signal).catch(() => {});
+      await sleep(Math.min(2_000, 50 * 2 ** attempt, Math.max(0, deadline - Date.now())), signal).catch(() => {});
     }
   }
 }

@@ -20,12 +20,19 @@ import {
   type StateTransition,
 } from './controller.js';
 import type { Redactor } from '../redact.js';
+import { JobQueue } from './job-queue.js';
 import type { Connection, TransportFactory } from './transport.js';
 
 /** How long a connection stays open with nothing to send. */
 const CONNECTION_IDLE_MS = 1_000;
 /** How often queued jobs are checked against their deadline. */
 const DEADLINE_SWEEP_MS = 250;
+/**
+ * How long a lane without rate windows sends on its last view of the shared state (a pause, a
+ * stop, set by any process) before it reads it again: with no slot to book, a limiter call per
+ * message would only re-read it (a Redis round trip per message).
+ */
+const STATE_REFRESH_MS = 100;
 
 export interface LaneOptions {
   /** The lane's key: `provider` or `provider:group`. */
@@ -39,8 +46,6 @@ export interface LaneOptions {
    * (bad credentials) is the provider's, and reaches all its lanes through this.
    */
   shared?: LaneLimiter | undefined;
-  /** Whether limiter calls may wait on the network (Redis): they are then bounded by each message's deadline. */
-  remote: boolean;
   transport: TransportFactory;
   controller: ControllerOptions;
   /** Pause after a quota refusal that names no delay. */
@@ -72,8 +77,11 @@ export interface LaneStats {
   pausedUntil: number;
 }
 
-/** Called before each attempt goes to the network, with the message's signal; a rejection cancels the attempt. */
-export type BeforeSend = (signal: AbortSignal | undefined) => Promise<void>;
+/**
+ * Called before each attempt goes to the network, with the message's signal and its retry deadline
+ * (epoch ms), which bound how long it may wait; a rejection cancels the attempt.
+ */
+export type BeforeSend = (signal: AbortSignal | undefined, deadline: number) => Promise<void>;
 
 interface Job {
   mail: SendMailOptions;
@@ -83,7 +91,6 @@ interface Job {
   signal: AbortSignal | undefined;
   /** Epoch ms after which the job gives up waiting (its message's retry deadline). */
   deadline: number;
-  onAbort: () => void;
 }
 
 export interface AttemptOptions {
@@ -103,7 +110,8 @@ export class Lane {
   readonly name: string;
   readonly provider: string;
   #options: LaneOptions;
-  #queue: Job[] = [];
+  /** Jobs waiting for a connection; one whose signal aborts gives up (an attempt in progress is not abandoned). */
+  #queue = new JobQueue<Job>((job) => this.#gaveUp(job));
   #state: AdaptiveState;
   #workers = 0;
   #starting = 0;
@@ -115,6 +123,10 @@ export class Lane {
   #deadlineTimer: NodeJS.Timeout | undefined;
   #abort = new AbortController();
   #counts = { sent: 0, deferred: 0, failed: 0 };
+  /** No rate window to book (neither the lane's nor its provider's: the lane's spec holds both). */
+  #unpaced: boolean;
+  /** When `#state` was last read from the limiter. */
+  #stateAt = -Infinity;
   /** Lifting a stop left in Redis by an earlier mailer; the first connection waits for it. Unset once done. */
   #ready: Promise<unknown> | undefined;
 
@@ -123,6 +135,7 @@ export class Lane {
     this.provider = options.provider;
     this.#options = options;
     this.#state = initialState(options.spec);
+    this.#unpaced = options.spec.windows.length === 0;
     this.#ready = Promise.all([options.limiter.update(unstop()), options.shared?.update(unstop())])
       .catch(() => {})
       .finally(() => (this.#ready = undefined));
@@ -133,26 +146,15 @@ export class Lane {
     if (this.#state.stopped) return Promise.reject(this.#stoppedFailure());
     if (this.#closed) return Promise.reject(closedError());
     return new Promise((resolve, reject) => {
-      const job: Job = {
-        mail,
-        beforeSend,
-        resolve,
-        reject,
-        signal,
-        deadline,
-        onAbort: () => {
-          const index = this.#queue.indexOf(job);
-          if (index === -1) return; // already on its way: an attempt in progress is not abandoned
-          this.#queue.splice(index, 1);
-          reject(new AttemptFailure(this.#waitDecision(), { lane: this.name, message: `gave up waiting for lane ${this.name}`, cause: signal?.reason }));
-        },
-      };
-      this.#queue.push(job);
-      if (signal?.aborted) return job.onAbort();
-      signal?.addEventListener('abort', job.onAbort, { once: true });
+      this.#queue.push({ mail, beforeSend, resolve, reject, signal, deadline });
       if (deadline !== Infinity) this.#watchDeadlines();
       this.#pump();
     });
+  }
+
+  /** A job taken out of the queue before its turn: its signal aborted or its deadline passed. */
+  #gaveUp(job: Job): void {
+    job.reject(new AttemptFailure(this.#waitDecision(), { lane: this.name, message: `gave up waiting for lane ${this.name}`, cause: job.signal?.reason }));
   }
 
   // One timer per lane, not one per message: it gives up the queued jobs whose deadline passed.
@@ -160,8 +162,8 @@ export class Lane {
     if (this.#deadlineTimer) return;
     this.#deadlineTimer = setInterval(() => {
       const now = Date.now();
-      for (const job of this.#queue.filter((j) => j.deadline <= now)) job.onAbort();
-      if (this.#queue.length === 0) {
+      for (const job of this.#queue.expired(now)) this.#gaveUp(job);
+      if (this.#queue.size === 0) {
         clearInterval(this.#deadlineTimer);
         this.#deadlineTimer = undefined;
       }
@@ -189,7 +191,7 @@ export class Lane {
       configuredConnections: this.#options.spec.maxConnections,
       effectiveConnections: Math.max(1, Math.floor(state.connections)),
       connections: this.#workers - this.#starting,
-      queued: this.#queue.length,
+      queued: this.#queue.size,
       inFlight: this.#sending + this.#pacing,
       ...this.#counts,
       state: state.stopped ? 'stopped' : state.pausedUntil > now ? 'paused' : this.#workers > 0 ? 'sending' : 'idle',
@@ -203,10 +205,7 @@ export class Lane {
     clearTimeout(this.#wakeTimer);
     clearInterval(this.#deadlineTimer);
     this.#abort.abort(new Error('lane closed'));
-    for (const job of this.#queue.splice(0)) {
-      job.signal?.removeEventListener('abort', job.onAbort);
-      job.reject(closedError());
-    }
+    for (const job of this.#queue.drain()) job.reject(closedError());
     for (const wake of this.#idle.splice(0)) wake();
     while (this.#workers > 0) await sleep(10);
   }
@@ -215,8 +214,8 @@ export class Lane {
   // waiting for a rate slot means the rate binds, not the connection count: no new one then.
   #pump(): void {
     if (this.#closed) return;
-    for (let n = Math.min(this.#idle.length, this.#queue.length); n > 0; n--) this.#idle.shift()!();
-    if (this.#queue.length === 0 || this.#idle.length > 0 || this.#starting > 0 || this.#pacing > 0) return;
+    for (let n = Math.min(this.#idle.length, this.#queue.size); n > 0; n--) this.#idle.shift()!();
+    if (this.#queue.size === 0 || this.#idle.length > 0 || this.#starting > 0 || this.#pacing > 0) return;
     if (this.#state.stopped) return this.#failQueued();
     const now = Date.now();
     if (this.#state.pausedUntil > now) return this.#wakeAt(this.#state.pausedUntil - now);
@@ -287,10 +286,7 @@ export class Lane {
         return undefined;
       }
       const job = this.#queue.shift();
-      if (job) {
-        job.signal?.removeEventListener('abort', job.onAbort);
-        return job;
-      }
+      if (job) return job;
       const woken = await new Promise<boolean>((resolve) => {
         const wake = () => {
           clearTimeout(timer);
@@ -331,7 +327,8 @@ export class Lane {
           }
         };
       } else {
-        const waitMs = await this.#book(job);
+        const booked = this.#book(job);
+        const waitMs = typeof booked === 'number' ? booked : await booked;
         if (this.#state.stopped) {
           job.reject(this.#stoppedFailure());
           this.#failQueued();
@@ -344,11 +341,13 @@ export class Lane {
           this.#wakeAt(this.#state.pausedUntil - Date.now());
           return 'close';
         }
-        try {
-          await sleep(waitMs, this.#abort.signal);
-        } catch {
-          job.reject(closedError());
-          return 'close';
+        if (waitMs > 0) {
+          try {
+            await sleep(waitMs, this.#abort.signal);
+          } catch {
+            job.reject(closedError());
+            return 'close';
+          }
         }
       }
     } catch (error) {
@@ -363,21 +362,20 @@ export class Lane {
     this.#sending++;
     this.#pump();
     let info: SentMessageInfo;
-    const bounded = this.#options.remote ? untilDeadline(job) : { signal: job.signal, dispose() {} };
-    try {
-      await job.beforeSend?.(bounded.signal);
-    } catch (error) {
-      this.#sending--;
-      // The caller called it off (its claim on the message is gone): not a failure of the lane.
-      if (isAbortedError(error)) {
-        job.reject(error);
+    if (job.beforeSend) {
+      try {
+        await job.beforeSend(job.signal, job.deadline);
+      } catch (error) {
+        this.#sending--;
+        // The caller called it off (its claim on the message is gone): not a failure of the lane.
+        if (isAbortedError(error)) {
+          job.reject(error);
+          return 'keep';
+        }
+        this.#options.onLimiterError(error as Error);
+        job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `could not record the attempt: ${(error as Error).message}`, cause: error }));
         return 'keep';
       }
-      this.#options.onLimiterError(error as Error);
-      job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `could not record the attempt: ${(error as Error).message}`, cause: error }));
-      return 'keep';
-    } finally {
-      bounded.dispose();
     }
     try {
       info = await connection.send(job.mail, gate);
@@ -471,31 +469,30 @@ export class Lane {
   }
 
   /** Books the job's slot in the lane's windows (and the provider's) and refreshes the lane's state; returns the wait. */
-  async #book(job: Job): Promise<number> {
-    // A remote limiter may make the call wait (Redis away): bounded by the message's deadline too.
-    const bounded = this.#options.remote ? untilDeadline(job) : { signal: job.signal, dispose() {} };
-    try {
-      const reservation = await this.#options.limiter.reserve(bounded.signal);
-      const shared = this.#options.shared ? await this.#options.shared.reserve(bounded.signal) : undefined;
-      this.#state = shared ? withProviderState(reservation.state, shared.state) : reservation.state;
-      return Math.max(reservation.waitMs, shared?.waitMs ?? 0);
-    } finally {
-      bounded.dispose();
+  #book(job: Job): number | Promise<number> {
+    if (this.#unpaced) {
+      const now = Date.now();
+      if (now - this.#stateAt < STATE_REFRESH_MS) return Math.max(0, this.#state.pausedUntil - now);
     }
+    return this.#reserve(job);
   }
 
-  /** Puts a taken job back at the head of the queue, listening to its signal again. */
+  async #reserve(job: Job): Promise<number> {
+    // A limiter on Redis may make the call wait (Redis away): bounded by the message's deadline too.
+    const reservation = await this.#options.limiter.reserve(job.signal, job.deadline);
+    const shared = this.#options.shared ? await this.#options.shared.reserve(job.signal, job.deadline) : undefined;
+    this.#state = shared ? withProviderState(reservation.state, shared.state) : reservation.state;
+    this.#stateAt = Date.now();
+    return Math.max(reservation.waitMs, shared?.waitMs ?? 0);
+  }
+
+  /** Puts a taken job back at the head of the queue (its signal is watched again). */
   #requeue(job: Job): void {
     this.#queue.unshift(job);
-    if (job.signal?.aborted) return job.onAbort();
-    job.signal?.addEventListener('abort', job.onAbort, { once: true });
   }
 
   #failQueued(): void {
-    for (const job of this.#queue.splice(0)) {
-      job.signal?.removeEventListener('abort', job.onAbort);
-      job.reject(this.#stoppedFailure());
-    }
+    for (const job of this.#queue.drain()) job.reject(this.#stoppedFailure());
   }
 
   #stoppedFailure(): AttemptFailure {
@@ -528,27 +525,6 @@ export class Lane {
       Math.max(10, ms),
     );
   }
-}
-
-/**
- * The job's signal, or its deadline, whichever comes first; dispose of it after the call. Not
- * `AbortSignal.any`: combined with the mailer's long-lived close signal, Node 20 keeps a
- * reference per call for the mailer's whole life (measured: ~105 bytes per message).
- */
-function untilDeadline(job: Job): { signal: AbortSignal | undefined; dispose(): void } {
-  if (job.deadline === Infinity) return { signal: job.signal, dispose() {} };
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(job.signal?.reason);
-  const timer = setTimeout(() => controller.abort(new Error('the message reached its retry deadline')), Math.max(1, job.deadline - Date.now()));
-  if (job.signal?.aborted) onAbort();
-  else job.signal?.addEventListener('abort', onAbort, { once: true });
-  return {
-    signal: controller.signal,
-    dispose() {
-      clearTimeout(timer);
-      job.signal?.removeEventListener('abort', onAbort);
-    },
-  };
 }
 
 const closedError = () => new AbortedError('mailer closed before the message was sent', { closed: true });

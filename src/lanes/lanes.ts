@@ -13,8 +13,11 @@ export interface Lanes {
   /** Every lane, by key: `provider`, or `provider:group` and `provider:*` with destination groups. */
   all: Map<string, Lane>;
   providers: string[];
-  /** The lane of a message for `provider`, or undefined when the provider is unknown. */
-  pick(provider: string, recipients: readonly string[]): Promise<Lane | undefined>;
+  /**
+   * The lane of a message for `provider`, or undefined when the provider is unknown. A promise only
+   * when destination groups route by recipient (an MX lookup may be needed).
+   */
+  pick(provider: string, recipients: readonly string[]): Lane | undefined | Promise<Lane | undefined>;
   close(): Promise<void>;
 }
 
@@ -29,7 +32,7 @@ export function createLanes(config: MailerConfig, limiter: Limiter, emitter: Int
   const redact = createRedactor(Object.values(config.providers).flatMap((p) => collectSecrets(p.transport)));
   const groups = destinationGroups(config);
   const router = groups.length ? createRouter({ groups, resolveMx: config.dns.resolveMx, cacheTtlMs: config.dns.cacheTtl }) : undefined;
-  const context: LaneContext = { config, emitter, redact, remote: limiter.kind === 'redis' };
+  const context: LaneContext = { config, emitter, redact };
   const all = new Map<string, Lane>();
   const transports: TransportFactory[] = [];
 
@@ -54,10 +57,10 @@ export function createLanes(config: MailerConfig, limiter: Limiter, emitter: Int
   return {
     all,
     providers: Object.keys(config.providers),
-    async pick(provider, recipients) {
+    pick(provider, recipients) {
       if (!router) return all.get(provider);
       if (!(provider in config.providers)) return undefined;
-      return all.get(`${provider}:${(await router.groupFor(recipients)) ?? DEFAULT_GROUP}`);
+      return router.groupFor(recipients).then((group) => all.get(`${provider}:${group ?? DEFAULT_GROUP}`));
     },
     async close() {
       await Promise.all([...all.values()].map((l) => l.close()));
@@ -70,7 +73,6 @@ interface LaneContext {
   config: MailerConfig;
   emitter: InternalEmitter;
   redact: Redactor;
-  remote: boolean;
 }
 
 function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, shared: LaneLimiter | undefined, transport: TransportFactory, options: ProviderConfig, context: LaneContext): Lane {
@@ -81,7 +83,6 @@ function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, s
     spec,
     limiter: own,
     shared,
-    remote: context.remote,
     transport,
     controller: {
       ...DEFAULT_CONTROLLER,

@@ -82,7 +82,8 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
   const timer = setInterval(beat, FLEET_BEAT_MS);
   timer.unref();
 
-  async function call<T>(primary: () => Promise<T>, fallback: () => Promise<T>, signal?: AbortSignal, timed = true): Promise<T> {
+  /** Redis first; when it is away, the fallback (`'local'`) or another try once it may be back (`'wait'`), until the signal or the deadline. */
+  async function call<T>(primary: () => Promise<T>, fallback: () => Promise<T>, signal?: AbortSignal, timed = true, deadline = Infinity): Promise<T> {
     for (;;) {
       if (health.shouldTry()) {
         try {
@@ -92,7 +93,9 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
         }
       }
       if (options.mode === 'local') return fallback();
-      await sleep(health.untilProbe(), signal);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('the message reached its retry deadline while Redis was away');
+      await sleep(Math.min(health.untilProbe(), left), signal);
     }
   }
 
@@ -113,7 +116,7 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
       };
       return {
         key,
-        reserve: (signal) => call(() => shared.reserve(signal), () => mine().reserve(signal), signal),
+        reserve: (signal, deadline) => call(() => shared.reserve(signal), () => mine().reserve(signal), signal, true, deadline),
         // Waiting for a slot can take long on purpose: no timeout, Redis errors still fail over.
         acquire: (signal) => call<Lease>(() => shared.acquire(signal), () => mine().acquire(signal), signal, false),
         state: () => call(() => shared.state(), () => mine().state()),

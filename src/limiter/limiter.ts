@@ -38,10 +38,11 @@ export interface LaneLimiter {
   readonly key: string;
   /**
    * Books the next send slot in every rate window at the lane's effective rate, not before the
-   * lane's pause ends, and says how long to wait for it. One call per attempt. The signal bounds
-   * how long the call may wait for the limiter itself (Redis away), not the wait it returns.
+   * lane's pause ends, and says how long to wait for it. One call per attempt. The signal and the
+   * deadline (epoch ms) bound how long the call may wait for the limiter itself (Redis away), not
+   * the wait it returns.
    */
-  reserve(signal?: AbortSignal): Promise<Reservation>;
+  reserve(signal?: AbortSignal, deadline?: number): Promise<Reservation>;
   /** Waits for a connection slot under the lane's effective connection cap. Rejects with the signal's reason on abort. */
   acquire(signal?: AbortSignal): Promise<Lease>;
   /** The lane's adaptive state now. */

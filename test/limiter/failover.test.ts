@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailer, isDeliveryError, type Mailer, type MailerOptions } from '../../src/index.js';
-import { share } from '../../src/limiter/failover.js';
+import { connectRedis } from '../../src/limiter/connect.js';
+import { createFailoverLimiter, createRedisHealth, share } from '../../src/limiter/failover.js';
+import { createRedisLimiter } from '../../src/limiter/redis.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
 import { freePort, startRedisServer, uniquePrefix } from '../helpers/redis-server.js';
 
@@ -69,6 +71,30 @@ describe('Redis outages', () => {
     expect(isDeliveryError(error)).toBe(true);
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(srv.counts().unique).toBe(0);
+  });
+});
+
+describe("onRedisDown: 'wait'", () => {
+  it("bounds a booking's wait for Redis by the message's deadline, and says so", async () => {
+    const port = await freePort();
+    const redis = connectRedis(`redis://127.0.0.1:${port}`);
+    cleanup.push(() => redis.close());
+    const keyPrefix = uniquePrefix();
+    const downs: string[] = [];
+    const limiter = createFailoverLimiter({
+      primary: createRedisLimiter({ client: redis.client, keyPrefix }),
+      client: redis.client,
+      keyPrefix,
+      mode: 'wait',
+      health: createRedisHealth((up, error) => downs.push(`${up} ${error?.message ?? ''}`), 50),
+      callTimeoutMs: 200,
+    });
+    cleanup.push(() => limiter.close());
+    const lane = limiter.lane('main', { windows: [{ max: 10, perMs: 1_000, burst: 1 }], maxConnections: 1 });
+    const error = (await lane.reserve(undefined, Date.now() + 600).catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(Error);
+    expect(error.message).toBe('the message reached its retry deadline while Redis was away');
+    expect(downs[0]).toMatch(/^false /);
   });
 });
 

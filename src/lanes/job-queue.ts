@@ -1,0 +1,154 @@
+/** What the queue needs of a job: the signal that calls it off and its deadline (epoch ms). */
+export interface QueueableJob {
+  signal: AbortSignal | undefined;
+  deadline: number;
+}
+
+interface Entry<J> {
+  job: J;
+  live: boolean;
+}
+
+interface Watch<J> {
+  entries: Set<Entry<J>>;
+  onAbort: () => void;
+}
+
+/**
+ * A lane's waiting jobs, first in first out, in O(1) per job however long the line:
+ *
+ * - taking from the head moves an index instead of shifting the array (`Array#shift` on a line of
+ *   20,000 copies it every time);
+ * - a job taken out of the middle (its signal aborted, its deadline passed) is marked and skipped,
+ *   not spliced out;
+ * - jobs that share a signal (every message of a batch, every `send()` without one of its own
+ *   shares the mailer's) share one abort listener: Node's `addEventListener` walks the signal's
+ *   listeners to refuse duplicates, so one listener per waiting job costs O(n) each.
+ */
+export class JobQueue<J extends QueueableJob> {
+  #entries: Array<Entry<J> | undefined> = [];
+  #head = 0;
+  #size = 0;
+  #of = new Map<J, Entry<J>>();
+  #watches = new Map<AbortSignal, Watch<J>>();
+  #onAbort: (job: J) => void;
+
+  /** `onAbort` is called with each waiting job whose signal aborts, once it is out of the queue. */
+  constructor(onAbort: (job: J) => void) {
+    this.#onAbort = onAbort;
+  }
+
+  /** Jobs waiting. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Adds `job` at the tail. A job whose signal has already aborted goes straight to `onAbort`. */
+  push(job: J): void {
+    if (job.signal?.aborted) return this.#onAbort(job);
+    const entry = this.#enter(job);
+    this.#entries.push(entry);
+  }
+
+  /** Puts `job` back at the head (it was taken and could not go yet). */
+  unshift(job: J): void {
+    if (job.signal?.aborted) return this.#onAbort(job);
+    const entry = this.#enter(job);
+    if (this.#head > 0) this.#entries[--this.#head] = entry;
+    else this.#entries.unshift(entry);
+  }
+
+  /** Takes the job at the head, or `undefined` when none waits. */
+  shift(): J | undefined {
+    while (this.#head < this.#entries.length) {
+      const entry = this.#entries[this.#head];
+      this.#entries[this.#head++] = undefined;
+      if (entry?.live) {
+        this.#leave(entry);
+        this.#compact();
+        return entry.job;
+      }
+    }
+    this.#entries = [];
+    this.#head = 0;
+    return undefined;
+  }
+
+  /** Takes `job` out wherever it waits; `false` when it is not waiting (already taken). */
+  remove(job: J): boolean {
+    const entry = this.#of.get(job);
+    if (!entry) return false;
+    this.#leave(entry);
+    return true;
+  }
+
+  /** Takes out and returns every job whose deadline is at or before `now`. */
+  expired(now: number): J[] {
+    const out: J[] = [];
+    for (let i = this.#head; i < this.#entries.length; i++) {
+      const entry = this.#entries[i];
+      if (entry?.live && entry.job.deadline <= now) {
+        this.#leave(entry);
+        out.push(entry.job);
+      }
+    }
+    return out;
+  }
+
+  /** Takes out and returns every waiting job. */
+  drain(): J[] {
+    const out: J[] = [];
+    for (let job = this.shift(); job; job = this.shift()) out.push(job);
+    return out;
+  }
+
+  #enter(job: J): Entry<J> {
+    const entry: Entry<J> = { job, live: true };
+    this.#of.set(job, entry);
+    this.#size++;
+    const { signal } = job;
+    if (signal) {
+      let watch = this.#watches.get(signal);
+      if (!watch) {
+        const entries = new Set<Entry<J>>();
+        watch = {
+          entries,
+          onAbort: () => {
+            for (const waiting of [...entries]) {
+              this.#leave(waiting);
+              this.#onAbort(waiting.job);
+            }
+          },
+        };
+        this.#watches.set(signal, watch);
+        signal.addEventListener('abort', watch.onAbort, { once: true });
+      }
+      watch.entries.add(entry);
+    }
+    return entry;
+  }
+
+  #leave(entry: Entry<J>): void {
+    if (!entry.live) return;
+    entry.live = false;
+    this.#of.delete(entry.job);
+    this.#size--;
+    const { signal } = entry.job;
+    if (!signal) return;
+    const watch = this.#watches.get(signal);
+    if (!watch) return;
+    watch.entries.delete(entry);
+    if (watch.entries.size === 0) {
+      signal.removeEventListener('abort', watch.onAbort);
+      this.#watches.delete(signal);
+    }
+  }
+
+  /** Drops the taken slots at the front once they are the larger part of the array. */
+  #compact(): void {
+    if (this.#head >= 1024 && this.#head * 2 >= this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
