@@ -57,6 +57,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
       const options = { ...base, pool: true, maxConnections: 1, maxMessages, maxRequeues: 0 } as SMTPPoolOptions & { pool: true };
       let transporter = nodemailer.createTransport(options);
       let replies = watchReplies(transporter);
+      const dispatch = dispatcher(transporter);
       if (!replies && base.logger === undefined && base.transactionLog === undefined) {
         // A nodemailer whose pool is built differently: hear the replies through its transaction log.
         transporter.close();
@@ -84,10 +85,12 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
           streamed = false;
           replies?.mark();
           onThisConnection = onThisConnection >= maxMessages ? 1 : onThisConnection + 1;
-          return transporter.sendMail(mail).catch((error: unknown) => {
+          const sent = transporter.sendMail(mail).catch((error: unknown) => {
             onThisConnection = 0; // the connection may be gone: assume a new one next time
             throw error;
           });
+          dispatch?.();
+          return sent;
         },
         willConnect: () => onThisConnection === 0 || onThisConnection >= maxMessages,
         streamed: () => streamed,
@@ -125,6 +128,21 @@ async function closed(transporter: Transporter): Promise<void> {
 }
 
 const CLOSE_WAIT_MS = 1_000;
+
+/**
+ * Hands a message that reached the pool's queue to its connection now. The pool does that on the
+ * next turn of the event loop (`setImmediate`), which costs every message a turn when, as here, the
+ * pool holds one connection that takes one message at a time. Its queue is filled synchronously by
+ * `sendMail` (the plugins mailpacer adds answer at once; a user plugin that answers later leaves
+ * the queue empty, and the pool's own turn sends it). `undefined` when the pool has no such seam.
+ */
+function dispatcher(transporter: Transporter): (() => void) | undefined {
+  const pool = (transporter as unknown as { transporter?: { _queue?: unknown[]; _processMessages?: () => void } }).transporter;
+  if (!pool || !Array.isArray(pool._queue) || typeof pool._processMessages !== 'function') return undefined;
+  return () => {
+    if (pool._queue!.length > 0) pool._processMessages!();
+  };
+}
 
 interface Replies {
   /** Remembers where the connection stands: a send starts. */
