@@ -31,6 +31,12 @@ export class JobQueue<J extends QueueableJob> {
   #size = 0;
   #of = new Map<J, Entry<J>>();
   #watches = new Map<AbortSignal, Watch<J>>();
+  /**
+   * The watch of the last signal to have no job left, kept listening: a lane whose line empties
+   * after every job (sends that trickle in) would add and remove the same listener per job. At most
+   * one is kept, so that signals used once (a `send()` with its own) are not held.
+   */
+  #spare: AbortSignal | undefined;
   #onAbort: (job: J) => void;
 
   /** `onAbort` is called with each waiting job whose signal aborts, once it is out of the queue. */
@@ -114,6 +120,8 @@ export class JobQueue<J extends QueueableJob> {
         watch = {
           entries,
           onAbort: () => {
+            this.#watches.delete(signal);
+            if (this.#spare === signal) this.#spare = undefined;
             for (const waiting of [...entries]) {
               this.#leave(waiting);
               this.#onAbort(waiting.job);
@@ -138,10 +146,23 @@ export class JobQueue<J extends QueueableJob> {
     const watch = this.#watches.get(signal);
     if (!watch) return;
     watch.entries.delete(entry);
-    if (watch.entries.size === 0) {
-      signal.removeEventListener('abort', watch.onAbort);
-      this.#watches.delete(signal);
+    if (watch.entries.size === 0 && this.#spare !== signal) {
+      if (this.#spare) this.#unwatch(this.#spare);
+      this.#spare = signal;
     }
+  }
+
+  #unwatch(signal: AbortSignal): void {
+    const watch = this.#watches.get(signal);
+    if (!watch || watch.entries.size > 0) return;
+    signal.removeEventListener('abort', watch.onAbort);
+    this.#watches.delete(signal);
+  }
+
+  /** Stops listening to the signal kept for reuse (call when the queue is no longer used). */
+  dispose(): void {
+    if (this.#spare) this.#unwatch(this.#spare);
+    this.#spare = undefined;
   }
 
   /** Drops the taken slots at the front once they are the larger part of the array. */

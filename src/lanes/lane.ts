@@ -115,7 +115,10 @@ export class Lane {
   #state: AdaptiveState;
   #workers = 0;
   #starting = 0;
-  #idle: Array<() => void> = [];
+  /** Connections with nothing to send, oldest first; each closes once idle for CONNECTION_IDLE_MS. */
+  #idle: Array<{ since: number; wake: (woken: boolean) => void }> = [];
+  /** One timer for every idle connection (not one per wait: a wait per message when sends trickle in). */
+  #idleTimer: NodeJS.Timeout | undefined;
   #pacing = 0;
   #sending = 0;
   #closed = false;
@@ -206,7 +209,9 @@ export class Lane {
     clearInterval(this.#deadlineTimer);
     this.#abort.abort(new Error('lane closed'));
     for (const job of this.#queue.drain()) job.reject(closedError());
-    for (const wake of this.#idle.splice(0)) wake();
+    this.#queue.dispose();
+    clearTimeout(this.#idleTimer);
+    for (const idle of this.#idle.splice(0)) idle.wake(true);
     while (this.#workers > 0) await sleep(10);
   }
 
@@ -214,7 +219,7 @@ export class Lane {
   // waiting for a rate slot means the rate binds, not the connection count: no new one then.
   #pump(): void {
     if (this.#closed) return;
-    for (let n = Math.min(this.#idle.length, this.#queue.size); n > 0; n--) this.#idle.shift()!();
+    for (let n = Math.min(this.#idle.length, this.#queue.size); n > 0; n--) this.#idle.shift()!.wake(true);
     if (this.#queue.size === 0 || this.#idle.length > 0 || this.#starting > 0 || this.#pacing > 0) return;
     if (this.#state.stopped) return this.#failQueued();
     const now = Date.now();
@@ -287,19 +292,24 @@ export class Lane {
       }
       const job = this.#queue.shift();
       if (job) return job;
-      const woken = await new Promise<boolean>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          resolve(true);
-        };
-        const timer = setTimeout(() => {
-          this.#idle = this.#idle.filter((w) => w !== wake);
-          resolve(false);
-        }, CONNECTION_IDLE_MS);
-        this.#idle.push(wake);
+      const woken = await new Promise<boolean>((wake) => {
+        this.#idle.push({ since: Date.now(), wake });
+        this.#sweepIdle();
       });
       if (!woken) return undefined;
     }
+  }
+
+  /** Sends the connections idle for CONNECTION_IDLE_MS away, and sets the timer for the next one. */
+  #sweepIdle(): void {
+    if (this.#idleTimer) return;
+    const now = Date.now();
+    while (this.#idle.length > 0 && this.#idle[0]!.since + CONNECTION_IDLE_MS <= now) this.#idle.shift()!.wake(false);
+    if (this.#idle.length === 0 || this.#closed) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      this.#sweepIdle();
+    }, this.#idle[0]!.since + CONNECTION_IDLE_MS - now);
   }
 
   /** One attempt on an open connection. Returns `'close'` when this connection must not be used again. */

@@ -64,13 +64,34 @@ describe('JobQueue', () => {
     expect(q.shift()!.n).toBe(2);
   });
 
-  it('listens once per signal however many jobs share it, and stops listening when none waits', () => {
+  it('listens once per signal however many jobs share it, and keeps listening to one signal only once none waits', () => {
     const { q } = queue();
-    const controller = new AbortController();
-    for (let n = 0; n < 1_000; n++) q.push(job(n, controller.signal));
-    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    const a = new AbortController();
+    const b = new AbortController();
+    const listeners = () => [getEventListeners(a.signal, 'abort').length, getEventListeners(b.signal, 'abort').length];
+    for (let n = 0; n < 1_000; n++) q.push(job(n, a.signal));
+    q.push(job(1_000, b.signal));
+    expect(listeners()).toEqual([1, 1]);
+    for (let n = 0; n < 1_000; n++) q.shift();
+    expect(listeners()).toEqual([1, 1]); // a has no job left: kept for the next one
+    q.push(job(1_001, a.signal));
+    expect(listeners()).toEqual([1, 1]); // and reused
     q.drain();
-    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    expect(listeners()).toEqual([1, 0]); // a emptied last (its job was behind b's): the one kept
+    q.dispose();
+    expect(listeners()).toEqual([0, 0]);
+  });
+
+  it('forgets a kept signal once it aborts, and gives up at once a job that comes with it later', () => {
+    const { q, aborted } = queue();
+    const a = new AbortController();
+    q.push(job(1, a.signal));
+    q.shift();
+    a.abort();
+    expect(aborted).toEqual([]);
+    q.push(job(2, a.signal));
+    expect(aborted).toEqual([2]);
+    expect(q.size).toBe(0);
   });
 
   it('gives up every waiting job of a signal that aborts, and only those', () => {
