@@ -104,6 +104,14 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   };
 
   const one = async (item: T, index: number): Promise<void> => {
+    try {
+      await deliverItem(item, index);
+    } finally {
+      done();
+    }
+  };
+
+  const deliverItem = async (item: T, index: number): Promise<void> => {
     let message: Message;
     try {
       message = options.build ? await options.build(item, index) : (item as Message);
@@ -197,12 +205,13 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
         waveStart = Date.now();
         inWave = 0;
       }
-      const next = await iterator.next();
+      // A synchronous source (an array) is read without a promise per item.
+      const next = iterator.sync ? iterator.sync.next() : await iterator.next();
       if (next.done) break;
       report.total++;
       inWave++;
       inFlight++;
-      void one(next.value, index++).finally(done);
+      void one(next.value, index++);
     }
   } finally {
     if (report.aborted) await iterator.return?.();
@@ -249,11 +258,12 @@ async function untilDone<R>(call: () => Promise<R>, signal: AbortSignal | undefi
   }
 }
 
-function toAsyncIterator<T>(source: BatchSource<T>): AsyncIterator<T> {
+function toAsyncIterator<T>(source: BatchSource<T>): AsyncIterator<T> & { sync?: Iterator<T> } {
   if (source && typeof (source as AsyncIterable<T>)[Symbol.asyncIterator] === 'function') return (source as AsyncIterable<T>)[Symbol.asyncIterator]();
   if (source && typeof (source as Iterable<T>)[Symbol.iterator] === 'function') {
     const it = (source as Iterable<T>)[Symbol.iterator]();
     return {
+      sync: it,
       next: async () => it.next(),
       return: async (value?: unknown) => it.return?.(value as T) ?? { done: true, value: undefined as T },
     };

@@ -52,10 +52,22 @@ export class RetryStopped extends Error {
  * Throws `RetryStopped` when it gives up, or the signal's reason when aborted.
  */
 export async function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
+  const deadline = (options.now ?? Date.now)() + options.retry.maxRetryTime;
+  // The first attempt, inline.
+  if (options.signal?.aborted) throw toError(options.signal.reason);
+  try {
+    return { value: await attempt({ attempt: 1, deadline }), attempts: 1 };
+  } catch (error) {
+    if (!(error instanceof AttemptFailure)) throw toError(error);
+    return retryAfter(error, attempt, options, deadline);
+  }
+}
+
+/** The loop after a first failed attempt. */
+async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions, deadline: number): Promise<{ value: T; attempts: number }> {
   const { retry } = options;
   const now = options.now ?? Date.now;
-  const deadline = now() + retry.maxRetryTime;
-  let attempts = 0;
+  let attempts = 1;
   let consumed = 0;
   let refusals = 0;
 
@@ -79,15 +91,7 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
     await sleep(delayMs, options.signal);
   };
 
-  // The first attempt, inline.
-  attempts = 1;
-  if (options.signal?.aborted) throw toError(options.signal.reason);
-  try {
-    return { value: await attempt({ attempt: 1, deadline }), attempts: 1 };
-  } catch (error) {
-    if (!(error instanceof AttemptFailure)) throw toError(error);
-    await afterFailure(error);
-  }
+  await afterFailure(first);
 
   // Every later attempt, through p-retry; anything thrown but an `AttemptFailure` is a bug or an abort, and ends the loop.
   const later = async (attemptNumber: number): Promise<T> => {
