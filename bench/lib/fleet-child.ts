@@ -15,7 +15,7 @@
 import { createInterface } from 'node:readline';
 import Bottleneck from 'bottleneck';
 import nodemailer from 'nodemailer';
-import { createMailer } from '../../src/index.js';
+import { createMailer } from './mailpacer.js';
 import { forMailpacer, forNodemailer, makeMessages } from './messages.js';
 
 export interface FleetChildConfig {

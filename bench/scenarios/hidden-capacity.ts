@@ -10,7 +10,7 @@ import { setMaxListeners } from 'node:events';
 import Bottleneck from 'bottleneck';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import pRetry from 'p-retry';
-import { createMailer } from '../../src/index.js';
+import { createMailer } from '../lib/mailpacer.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
 import { forMailpacer, forNodemailer, makeMessages, type BenchMessage } from '../lib/messages.js';
 import type { Goal, Row, ScenarioOptions, ScenarioResult } from '../lib/report.js';

@@ -7,7 +7,7 @@
  * limits in a child process), a fresh one per run. Every contender uses 8 connections.
  */
 import nodemailer from 'nodemailer';
-import { createMailer, type Mailer } from '../../src/index.js';
+import { createMailer, type Mailer } from '../lib/mailpacer.js';
 import { forMailpacer, forNodemailer, makeMessages, type BenchMessage } from '../lib/messages.js';
 import { deleteKeys, processCpuMicros, REDIS_URL, redisServerPid } from '../lib/redis.js';
 import type { Goal, Row, ScenarioOptions, ScenarioResult } from '../lib/report.js';
@@ -179,7 +179,7 @@ async function runOnce(contender: Contender, n: number, tag: string, prefix: str
 export async function runUnthrottled(options: ScenarioOptions): Promise<ScenarioResult> {
   const started = Date.now();
   const n = options.quick ? 2_000 : 20_000;
-  const rounds = options.quick ? 1 : 2;
+  const rounds = options.quick ? 1 : 3;
   const warmup = options.quick ? 200 : 1_000;
   const capMs = Math.max(60_000, n); // 1,000 messages/s at the very least
   const redisPid = await redisServerPid();
@@ -243,6 +243,7 @@ export async function runUnthrottled(options: ScenarioOptions): Promise<Scenario
       kind === 'smtp-sink'
         ? "Receiver: Postfix's smtp-sink (`smtp-sink -c -u nobody 127.0.0.1:<free port> 256`), a fresh process per run, started and stopped by PID; its `mesg=` counter confirms every message arrived."
         : 'Receiver: FALLBACK — smtp-sink is not installed: startThrottlingSmtpServer() with no limits in a separate child process (bench/lib/sink-child.ts), a fresh one per run.',
+      'mailpacer runs from its built package (dist/, made by `npm run build`, which `npm run bench` runs first), as users run it; nodemailer from its published JavaScript.',
       `${rounds} round(s) of ${n.toLocaleString('en-US')} messages per contender, interleaved, after an unmeasured warm-up of ${warmup}; the table shows each contender's best round (all rounds in the "rounds" column); a full GC before each run.`,
       ...contenders.map((c) => `${c.label}: ${c.settings}.`),
       `msg/s = N / (first send → last settle); ratio = msg/s ÷ the best raw nodemailer figure (${baselineLabel}); CPU/msg = this process's user+system CPU over the same interval ÷ N (the receiver runs in another process).`,
