@@ -131,7 +131,7 @@ function markdown(report: {
     `- Command: \`${report.command}\`${report.quick ? ' (quick: small sizes, a smoke run, not figures to quote)' : ''}`,
     `- Machine: ${machine.nproc} CPUs, ${machine.cpuModel}, ${machine.totalMemoryGb} GB, ${machine.platform}`,
     `- Node ${machine.node}; ${machine.redisServer}`,
-    `- Code: commit ${report.source.commit}${report.source.modified.length ? `, with uncommitted changes in ${report.source.modified.join(', ')}` : ''} (src/ run through tsx)`,
+    `- Code: commit ${report.source.commit}${report.source.modified.length ? `, with uncommitted changes in ${report.source.modified.join(', ')}` : ''} (mailpacer from dist/, which npm run bench builds from this working tree first; the benchmark scripts run through tsx)`,
     `- Date: ${load.start.at} → ${load.end.at}`,
     `- Load average (1/5/15 min): ${load.start.loadavg.join(' / ')} at the start, ${load.end.loadavg.join(' / ')} at the end`,
     `- uptime at the start: \`${load.start.uptime}\`; at the end: \`${load.end.uptime}\``,
