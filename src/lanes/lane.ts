@@ -247,7 +247,8 @@ export class Lane {
     const connection = this.#options.transport.open();
     try {
       for (;;) {
-        const job = await this.#nextJob();
+        // A job already waiting is taken without a promise; only an empty line is waited on.
+        const job = this.#takeJob() ?? (await this.#nextJob());
         if (!job) break;
         if ((await this.#send(connection, job)) === 'close') break;
         // The cap dropped below what is open, or the slot was lost (Redis forgot it): give this connection back.
@@ -283,13 +284,24 @@ export class Lane {
     }
   }
 
+  /** Whether this connection may take work now: not closed, stopped or paused (a pause arms the wake-up). */
+  #canTake(): boolean {
+    if (this.#closed || this.#state.stopped) return false;
+    if (this.#state.pausedUntil > Date.now()) {
+      this.#wakeAt(this.#state.pausedUntil - Date.now());
+      return false;
+    }
+    return true;
+  }
+
+  /** The next waiting job, if the connection may take one and one waits. */
+  #takeJob(): Job | undefined {
+    return this.#queue.size > 0 && this.#canTake() ? this.#queue.shift() : undefined;
+  }
+
   async #nextJob(): Promise<Job | undefined> {
     for (;;) {
-      if (this.#closed || this.#state.stopped) return undefined;
-      if (this.#state.pausedUntil > Date.now()) {
-        this.#wakeAt(this.#state.pausedUntil - Date.now());
-        return undefined;
-      }
+      if (!this.#canTake()) return undefined;
       const job = this.#queue.shift();
       if (job) return job;
       const woken = await new Promise<boolean>((wake) => {

@@ -85,10 +85,14 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
           streamed = false;
           replies?.mark();
           onThisConnection = onThisConnection >= maxMessages ? 1 : onThisConnection + 1;
-          const sent = transporter.sendMail(mail).catch((error: unknown) => {
-            onThisConnection = 0; // the connection may be gone: assume a new one next time
-            throw error;
-          });
+          // The callback form: one promise per message (nodemailer makes one more without it).
+          const sent = new Promise<SentMessageInfo>((resolve, reject) =>
+            transporter.sendMail(mail, (error, info) => {
+              if (!error) return resolve(info);
+              onThisConnection = 0; // the connection may be gone: assume a new one next time
+              reject(error);
+            }),
+          );
           dispatch?.();
           return sent;
         },
