@@ -29,7 +29,6 @@ export class JobQueue<J extends QueueableJob> {
   #entries: Array<Entry<J> | undefined> = [];
   #head = 0;
   #size = 0;
-  #of = new Map<J, Entry<J>>();
   #watches = new Map<AbortSignal, Watch<J>>();
   /**
    * The watch of the last signal to have no job left, kept listening: a lane whose line empties
@@ -80,14 +79,6 @@ export class JobQueue<J extends QueueableJob> {
     return undefined;
   }
 
-  /** Takes `job` out wherever it waits; `false` when it is not waiting (already taken). */
-  remove(job: J): boolean {
-    const entry = this.#of.get(job);
-    if (!entry) return false;
-    this.#leave(entry);
-    return true;
-  }
-
   /** Takes out and returns every job whose deadline is at or before `now`. */
   expired(now: number): J[] {
     const out: J[] = [];
@@ -110,7 +101,6 @@ export class JobQueue<J extends QueueableJob> {
 
   #enter(job: J): Entry<J> {
     const entry: Entry<J> = { job, live: true };
-    this.#of.set(job, entry);
     this.#size++;
     const { signal } = job;
     if (signal) {
@@ -139,7 +129,6 @@ export class JobQueue<J extends QueueableJob> {
   #leave(entry: Entry<J>): void {
     if (!entry.live) return;
     entry.live = false;
-    this.#of.delete(entry.job);
     this.#size--;
     const { signal } = entry.job;
     if (!signal) return;

@@ -43,17 +43,6 @@ describe('JobQueue', () => {
     expect(out).toEqual(Array.from({ length: 6_000 }, (_, n) => n));
   });
 
-  it('takes a job out of the middle, and says so only once', () => {
-    const { q } = queue();
-    const jobs = [job(1), job(2), job(3)];
-    for (const j of jobs) q.push(j);
-    expect(q.remove(jobs[1]!)).toBe(true);
-    expect(q.remove(jobs[1]!)).toBe(false);
-    expect(q.size).toBe(2);
-    expect(q.drain().map((j) => j.n)).toEqual([1, 3]);
-    expect(q.remove(jobs[0]!)).toBe(false);
-  });
-
   it('gives back the jobs whose deadline passed, and only those', () => {
     const { q } = queue();
     q.push(job(1, undefined, 100));
