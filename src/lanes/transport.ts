@@ -57,7 +57,6 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
       const options = { ...base, pool: true, maxConnections: 1, maxMessages, maxRequeues: 0 } as SMTPPoolOptions & { pool: true };
       let transporter = nodemailer.createTransport(options);
       let replies = watchReplies(transporter);
-      const dispatch = dispatcher(transporter);
       if (!replies && base.logger === undefined && base.transactionLog === undefined) {
         // A nodemailer whose pool is built differently: hear the replies through its transaction log.
         transporter.close();
@@ -65,6 +64,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
         transporter = nodemailer.createTransport({ ...options, transactionLog: true, logger: replyListener((reply) => (heard = reply)) });
         replies = { mark: () => void (heard = undefined), since: () => heard };
       }
+      const dispatch = dispatcher(transporter);
       // One message at a time goes through this connection, so one flag tells its stage. The
       // message stream is read only after the server's 354; its end means the body went out.
       let streamed = false;
@@ -124,7 +124,7 @@ function shared(transporter: Transporter, ours: boolean): TransportFactory {
  */
 async function closed(transporter: Transporter): Promise<void> {
   transporter.close();
-  const pool = (transporter as unknown as { transporter?: { _connections?: unknown[] } }).transporter;
+  const pool = poolOf(transporter);
   for (let waited = 0; waited < CLOSE_WAIT_MS; waited += 10) {
     if (pool?._connections && pool._connections.length === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -141,7 +141,7 @@ const CLOSE_WAIT_MS = 1_000;
  * the queue empty, and the pool's own turn sends it). `undefined` when the pool has no such seam.
  */
 function dispatcher(transporter: Transporter): (() => void) | undefined {
-  const pool = (transporter as unknown as { transporter?: { _queue?: unknown[]; _processMessages?: () => void } }).transporter;
+  const pool = poolOf(transporter);
   if (!pool || !Array.isArray(pool._queue) || typeof pool._processMessages !== 'function') return undefined;
   return () => {
     if (pool._queue!.length > 0) pool._processMessages!();
@@ -156,7 +156,19 @@ interface Replies {
 }
 
 type PoolResource = { connection?: { lastServerResponse?: string | false } };
-type Pool = { _createConnection?: (...args: unknown[]) => PoolResource };
+
+/** The parts of nodemailer's SMTP pool (not public API) that mailpacer reaches, each checked before use. */
+interface Pool {
+  _queue?: unknown[];
+  _processMessages?: () => void;
+  _createConnection?: (...args: unknown[]) => PoolResource;
+  _connections?: unknown[];
+}
+
+/** The SMTP pool behind a pooled transporter, if it is one. */
+function poolOf(transporter: Transporter): Pool | undefined {
+  return (transporter as unknown as { transporter?: Pool }).transporter;
+}
 
 /**
  * The server's last reply on a pooled transporter's connection. A 421 to RCPT on a reused pooled
@@ -166,7 +178,7 @@ type Pool = { _createConnection?: (...args: unknown[]) => PoolResource };
  * time here). `undefined` when the pool has no such seam (then the transaction log is read).
  */
 function watchReplies(transporter: Transporter): Replies | undefined {
-  const pool = (transporter as unknown as { transporter?: Pool }).transporter;
+  const pool = poolOf(transporter);
   const create = pool?._createConnection;
   if (!pool || typeof create !== 'function') return undefined;
   let current: PoolResource | undefined;
