@@ -104,14 +104,6 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   };
 
   const one = async (item: T, index: number): Promise<void> => {
-    try {
-      await deliverItem(item, index);
-    } finally {
-      done();
-    }
-  };
-
-  const deliverItem = async (item: T, index: number): Promise<void> => {
     let message: Message;
     try {
       message = options.build ? await options.build(item, index) : (item as Message);
@@ -211,7 +203,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       report.total++;
       inWave++;
       inFlight++;
-      void one(next.value, index++);
+      void one(next.value, index++).finally(done);
     }
   } finally {
     if (report.aborted) await iterator.return?.();
