@@ -12,7 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadSample, machineInfo, sourceState, treeFingerprint } from './lib/machine.js';
+import { cpuSample, loadSample, machineInfo, otherCpu, sourceState, treeFingerprint } from './lib/machine.js';
+import { redisServerPid } from './lib/redis.js';
 import { goalLines, markdownTable, scenarioMarkdown, type ScenarioOptions, type ScenarioResult } from './lib/report.js';
 import { runFleet } from './scenarios/fleet.js';
 import { runHiddenCapacity } from './scenarios/hidden-capacity.js';
@@ -25,6 +26,9 @@ const SCENARIOS: Record<string, (options: ScenarioOptions) => Promise<ScenarioRe
 };
 
 const RESULTS = new URL('./results/', import.meta.url);
+
+/** Above this much CPU taken by other work, on average over the run, the run is marked busy. */
+const OTHER_CPU_LIMIT = 0.05;
 
 function usage(problem: string): never {
   process.stderr.write(`${problem}\nusage: npm run bench -- [--quick] [--scenario ${Object.keys(SCENARIOS).join('|')}]...\n`);
@@ -56,6 +60,8 @@ async function main(): Promise<void> {
   const machine = machineInfo();
   const source = sourceState();
   const loadStart = loadSample();
+  const redisPid = await redisServerPid();
+  const cpuStart = cpuSample(redisPid);
   const log = (line: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
   log(`${command}: ${scenarios.join(', ')}${quick ? ' (quick)' : ''}; load ${loadStart.loadavg.join(' ')} on ${machine.nproc} CPUs`);
 
@@ -63,7 +69,10 @@ async function main(): Promise<void> {
   const failures: Array<{ scenario: string; error: string }> = [];
   for (const name of scenarios) {
     try {
+      const before = cpuSample(redisPid);
       const result = await SCENARIOS[name]!({ quick, log, runId });
+      const other = otherCpu(before, cpuSample(redisPid));
+      log(`${name}: other work on the machine took ${other.cpus.toFixed(3)} CPUs on average (${other.parts})`);
       results.push(result);
       process.stdout.write(`\n## ${result.title}\n\n${markdownTable(result.columns, result.rows)}\n\n${goalLines(result.goals).join('\n')}\n`);
     } catch (error) {
@@ -73,12 +82,17 @@ async function main(): Promise<void> {
     }
   }
   const loadEnd = loadSample();
+  const other = otherCpu(cpuStart, cpuSample(redisPid));
   const sourceChanged = treeFingerprint() !== source.fingerprint;
 
   const goals = results.flatMap((r) => r.goals.map((g) => ({ scenario: r.name, ...g })));
-  const busy = Math.max(loadStart.loadavg[0], loadEnd.loadavg[0]) > machine.nproc * 0.5;
+  // The load average counts the benchmark's own processes (and the build that `npm run bench` runs
+  // just before), so it cannot say whether anything else ran; the CPU that others took can.
+  const busy = !(other.cpus <= OTHER_CPU_LIMIT);
   const warning = busy
-    ? `The machine was busy (1-minute load ${loadStart.loadavg[0]} at the start, ${loadEnd.loadavg[0]} at the end, on ${machine.nproc} CPUs): other work competed for the CPU, so these numbers must be re-run on a quiet machine before they are quoted.`
+    ? Number.isNaN(other.cpus)
+      ? 'The CPU time of other work could not be read (/proc is missing), so whether the machine was quiet is unknown: re-run on a machine known to be quiet before these numbers are quoted.'
+      : `The machine was busy: other work took ${other.cpus.toFixed(2)} CPUs on average during the run (${other.seconds.toFixed(0)} CPU-seconds; the limit for a quiet run is ${OTHER_CPU_LIMIT}), so these numbers must be re-run on a quiet machine before they are quoted.`
     : undefined;
 
   const changedWarning = sourceChanged
@@ -92,6 +106,7 @@ async function main(): Promise<void> {
     machine,
     source,
     load: { start: loadStart, end: loadEnd },
+    otherWork: { cpus: Math.round(other.cpus * 1000) / 1000, cpuSeconds: Math.round(other.seconds * 10) / 10, limit: OTHER_CPU_LIMIT },
     warning,
     sourceChanged,
     changedWarning,
@@ -105,7 +120,7 @@ async function main(): Promise<void> {
 
   const passed = goals.filter((g) => g.pass).length;
   process.stdout.write(`\nGoals: ${passed} of ${goals.length} passed${failures.length ? `; ${failures.length} scenario(s) failed to run: ${failures.map((f) => f.scenario).join(', ')}` : ''}.\n`);
-  process.stdout.write(`Load average: ${loadStart.loadavg.join(' ')} at the start, ${loadEnd.loadavg.join(' ')} at the end (${machine.nproc} CPUs).\n`);
+  process.stdout.write(`Other work took ${other.cpus.toFixed(3)} CPUs on average (${other.seconds.toFixed(1)} CPU-seconds) beside the benchmark's own processes and Redis; load average ${loadStart.loadavg.join(' ')} at the start, ${loadEnd.loadavg.join(' ')} at the end (${machine.nproc} CPUs).\n`);
   if (warning) process.stdout.write(`WARNING: ${warning}\n`);
   if (changedWarning) process.stdout.write(`WARNING: ${changedWarning}\n`);
   process.stdout.write('Written: bench/results/run.json, bench/results/run.md\n');
@@ -118,6 +133,7 @@ function markdown(report: {
   machine: ReturnType<typeof machineInfo>;
   source: ReturnType<typeof sourceState>;
   load: { start: ReturnType<typeof loadSample>; end: ReturnType<typeof loadSample> };
+  otherWork: { cpus: number; cpuSeconds: number; limit: number };
   warning: string | undefined;
   changedWarning: string | undefined;
   results: ScenarioResult[];
@@ -133,7 +149,8 @@ function markdown(report: {
     `- Node ${machine.node}; ${machine.redisServer}`,
     `- Code: commit ${report.source.commit}${report.source.modified.length ? `, with uncommitted changes in ${report.source.modified.join(', ')}` : ''} (mailpacer from dist/, which npm run bench builds from this working tree first; the benchmark scripts run through tsx)`,
     `- Date: ${load.start.at} → ${load.end.at}`,
-    `- Load average (1/5/15 min): ${load.start.loadavg.join(' / ')} at the start, ${load.end.loadavg.join(' / ')} at the end`,
+    `- Other work on the machine: ${report.otherWork.cpus} CPUs on average over the run (${report.otherWork.cpuSeconds} CPU-seconds of user, system and steal time beside this process, its children and the Redis server; a run above ${report.otherWork.limit} is marked busy)`,
+    `- Load average (1/5/15 min): ${load.start.loadavg.join(' / ')} at the start, ${load.end.loadavg.join(' / ')} at the end (it counts the benchmark's own processes and the build just before it)`,
     `- uptime at the start: \`${load.start.uptime}\`; at the end: \`${load.end.uptime}\``,
     '',
   ];

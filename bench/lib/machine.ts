@@ -74,6 +74,71 @@ export function loadSample(): LoadSample {
   return { at: new Date().toISOString(), loadavg: [round(one), round(five), round(fifteen)], uptime: tryRun('uptime', []) };
 }
 
+/**
+ * CPU time on the whole machine, and the part of it that was this benchmark's own: this process,
+ * the children it has reaped (receivers, fleet processes) and the Redis server it drives. The
+ * difference over a run is the CPU that other work took, which the load average cannot tell apart
+ * from the benchmark's own load (a CPU-bound run on 2 CPUs shows a load of about 1.5 by itself).
+ */
+export interface CpuSample {
+  at: number;
+  /**
+   * Busy CPU time of every CPU together, µs: user, nice, system, irq, softirq and steal (time the
+   * hypervisor gave to other machines). Interrupt time is in: the kernel charges the loopback
+   * traffic that the benchmark's processes handle themselves to their own time as well, and leaving
+   * it out made the benchmark's own time exceed the machine's.
+   */
+  machineMicros: number;
+  /** This process and its reaped children, µs. */
+  ownMicros: number;
+  /** The Redis server's, µs (0 when it is not on this machine or not readable). */
+  redisMicros: number;
+}
+
+const TICK_MICROS = 1e6 / 100; // USER_HZ is 100 on Linux
+
+function statFields(path: string): string[] | undefined {
+  try {
+    const stat = readFileSync(path, 'utf8');
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU of a local process so far, in microseconds (10 ms resolution), from /proc. */
+export function processCpuMicros(pid: number | undefined): number | undefined {
+  const fields = pid === undefined ? undefined : statFields(`/proc/${pid}/stat`);
+  return fields ? (Number(fields[11]) + Number(fields[12])) * TICK_MICROS : undefined;
+}
+
+export function cpuSample(redisPid: number | undefined): CpuSample {
+  let machineMicros = Number.NaN;
+  try {
+    const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).map(Number);
+    machineMicros = (user! + nice! + system! + irq! + softirq! + steal!) * TICK_MICROS;
+  } catch {
+    // not Linux: the other-work figure is unavailable
+  }
+  const own = statFields('/proc/self/stat');
+  // utime, stime, cutime, cstime
+  const ownMicros = own ? (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) * TICK_MICROS : Number.NaN;
+  const redisMicros = processCpuMicros(redisPid) ?? 0;
+  return { at: performance.now(), machineMicros, ownMicros, redisMicros };
+}
+
+/** What other work took between two samples, in CPUs on average (0.25 = a quarter of one CPU); NaN where /proc is missing. */
+export function otherCpu(start: CpuSample, end: CpuSample): { cpus: number; seconds: number; parts: string } {
+  const machine = end.machineMicros - start.machineMicros;
+  const own = end.ownMicros - start.ownMicros;
+  const redis = end.redisMicros - start.redisMicros;
+  const other = machine - own - redis;
+  const elapsed = (end.at - start.at) * 1000;
+  const s = (micros: number) => (micros / 1e6).toFixed(1);
+  return { cpus: Math.max(0, other) / elapsed, seconds: Math.max(0, other) / 1e6, parts: `machine ${s(machine)} s − own ${s(own)} s − Redis ${s(redis)} s over ${s(elapsed)} s` };
+}
+
 function cpuModel(): string {
   try {
     const line = readFileSync('/proc/cpuinfo', 'utf8')

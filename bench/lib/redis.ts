@@ -1,5 +1,4 @@
-/** Redis chores of the benchmark: removing a run's keys, and the server's CPU time. */
-import { readFileSync } from 'node:fs';
+/** Redis chores of the benchmark: removing a run's keys, and finding the server's process. */
 import { Redis } from 'ioredis';
 
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -33,20 +32,5 @@ export async function redisServerPid(): Promise<number | undefined> {
     return undefined;
   } finally {
     client.disconnect();
-  }
-}
-
-const TICK_MICROS = 1e6 / 100; // USER_HZ is 100 on Linux
-
-/** User + system CPU of a local process so far, in microseconds (10 ms resolution), from /proc. */
-export function processCpuMicros(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MICROS;
-  } catch {
-    return undefined;
   }
 }

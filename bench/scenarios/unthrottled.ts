@@ -9,7 +9,8 @@
 import nodemailer from 'nodemailer';
 import { createMailer, type Mailer } from '../lib/mailpacer.js';
 import { forMailpacer, forNodemailer, makeMessages, type BenchMessage } from '../lib/messages.js';
-import { deleteKeys, processCpuMicros, REDIS_URL, redisServerPid } from '../lib/redis.js';
+import { processCpuMicros } from '../lib/machine.js';
+import { deleteKeys, REDIS_URL, redisServerPid } from '../lib/redis.js';
 import type { Goal, Row, ScenarioOptions, ScenarioResult } from '../lib/report.js';
 import { sinkKind, startSink, type Sink } from '../lib/sink.js';
 import { collectGarbage, cpuMicros, withinCap } from '../lib/timing.js';
