@@ -149,7 +149,7 @@ function markdown(report: {
     `- Node ${machine.node}; ${machine.redisServer}`,
     `- Code: commit ${report.source.commit}${report.source.modified.length ? `, with uncommitted changes in ${report.source.modified.join(', ')}` : ''} (mailpacer from dist/, which npm run bench builds from this working tree first; the benchmark scripts run through tsx)`,
     `- Date: ${load.start.at} → ${load.end.at}`,
-    `- Other work on the machine: ${report.otherWork.cpus} CPUs on average over the run (${report.otherWork.cpuSeconds} CPU-seconds of user, system and steal time beside this process, its children and the Redis server; a run above ${report.otherWork.limit} is marked busy)`,
+    `- Other work on the machine: ${report.otherWork.cpus} CPUs on average over the run (${report.otherWork.cpuSeconds} CPU-seconds of user, system, interrupt and steal time beside this process, its children and the Redis server; a run above ${report.otherWork.limit} is marked busy)`,
     `- Load average (1/5/15 min): ${load.start.loadavg.join(' / ')} at the start, ${load.end.loadavg.join(' / ')} at the end (it counts the benchmark's own processes and the build just before it)`,
     `- uptime at the start: \`${load.start.uptime}\`; at the end: \`${load.end.uptime}\``,
     '',
