@@ -100,7 +100,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       const part = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
       try {
-        const result = await withRetry(({ deadline }) => lane.attempt(mail, { signal, deadline, beforeSend }), {
+        const result = await withRetry(({ deadline, paused }) => lane.attempt(mail, { signal, deadline, beforeSend, onPaused: paused }), {
           retry: config.retry,
           signal,
           resendInDoubt,

@@ -162,6 +162,38 @@ describe('createMailer().send against a throttling server', () => {
     expect(Math.min(...srv.accepted.map((a) => a.at))).toBeGreaterThanOrEqual(pause.pausedUntil - 50);
   });
 
+  it('does not count a quota pause against maxRetryTime: messages outwait a pause longer than their retry time', async () => {
+    const srv = await server({
+      script: [
+        { match: 'user0@example.net', code: 454, reply: '454 Throttling failure: Daily message quota exceeded, try again in 2 seconds', times: 1, at: 'data' },
+        // After the pause, a transient failure: its retry is within the retry time only if the
+        // pause it waited through moved the message's deadline.
+        { match: 'user2@example.net', code: 451, reply: '451 4.3.0 Temporary failure', times: 1, at: 'data' },
+      ],
+    });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 1 } }, retry: { ...fast, greylistDelay: '100ms', maxRetryTime: '500ms' } });
+    const events = record(m);
+    const first = m.send(message(0));
+    await new Promise((r) => setTimeout(r, 300));
+    // Queued in the paused lane for longer than their whole retry time (the sweep gives up
+    // waiting jobs every 250 ms): they wait, and go once the pause ends.
+    const others = Promise.all([1, 2, 3].map((i) => m.send(message(i))));
+    const results = await Promise.all([first, others]);
+    expect(results[0].attempts).toBe(2);
+    expect(results[1].map((r) => r.attempts)).toEqual([1, 2, 1]);
+    expect(srv.counts()).toMatchObject({ unique: 4, duplicates: 0 });
+    expect(events.failed).toEqual([]);
+    const pause = events.throttle.find((e) => e.action === 'pause')!;
+    expect(Math.min(...srv.accepted.map((a) => a.at))).toBeGreaterThanOrEqual(pause.pausedUntil - 50);
+  });
+
+  it('still fails a message whose retry time runs out for any other reason than a quota', async () => {
+    const srv = await server({ script: [{ match: 'user0@example.net', code: 451, reply: '451 4.3.0 Temporary failure, try again in 2 seconds', at: 'data' }] });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, greylistDelay: '100ms', maxRetryTime: '500ms' } });
+    const error = await m.send(message(0)).catch((e: unknown) => e);
+    expect(isDeliveryError(error) && error.message).toMatch(/out of retry time/);
+  });
+
   it('paces by the short windows: a daily quota is a total, not a rate', async () => {
     const srv = await server();
     const m = mailer({ providers: { main: { transport: srv.transportOptions(), rate: [{ max: 20, per: '1s' }, { max: 100_000, per: '24h' }] } } });

@@ -146,7 +146,11 @@ export const retrySchema = z
     factor: z.number({ error: 'expected a backoff factor of at least 1' }).min(1, { error: 'expected a backoff factor of at least 1' }).default(2),
     /** Delay before retrying a greylisted or recipient-throttled message. @default '5m' */
     greylistDelay: duration.default(300_000),
-    /** Time after the first attempt past which a message is not retried. @default '6h' */
+    /**
+     * Time after the first attempt past which a message is not retried. Quota pauses
+     * (`quota-exceeded`) do not count: a message's deadline moves later by each one it waits through.
+     * @default '6h'
+     */
     maxRetryTime: duration.default(21_600_000),
     /**
      * Send again a message whose outcome is unknown: the connection was lost after the whole

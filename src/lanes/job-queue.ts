@@ -1,7 +1,8 @@
-/** What the queue needs of a job: the signal that calls it off and its deadline (epoch ms). */
+/** What the queue needs of a job: the signal that calls it off, and when it expires. */
 export interface QueueableJob {
   signal: AbortSignal | undefined;
-  deadline: number;
+  /** Compared with the `now` given to `expired()`: epoch ms, or the owner's own clock (a lane's stops during quota pauses). */
+  expires: number;
 }
 
 interface Entry<J> {
@@ -79,12 +80,12 @@ export class JobQueue<J extends QueueableJob> {
     return undefined;
   }
 
-  /** Takes out and returns every job whose deadline is at or before `now`. */
+  /** Takes out and returns every job that expires at or before `now`. */
   expired(now: number): J[] {
     const out: J[] = [];
     for (let i = this.#head; i < this.#entries.length; i++) {
       const entry = this.#entries[i];
-      if (entry?.live && entry.job.deadline <= now) {
+      if (entry?.live && entry.job.expires <= now) {
         this.#leave(entry);
         out.push(entry.job);
       }

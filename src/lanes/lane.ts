@@ -89,15 +89,23 @@ interface Job {
   resolve: (info: SentMessageInfo) => void;
   reject: (failure: AttemptFailure | AbortedError) => void;
   signal: AbortSignal | undefined;
-  /** Epoch ms after which the job gives up waiting (its message's retry deadline). */
+  /** Epoch ms after which the job gives up waiting (its message's retry deadline), as given or as moved by quota pauses. */
   deadline: number;
+  /** `deadline` on the lane's quota clock (`Date.now()` less the quota pauses jobs waited through): what the queue expires by. */
+  expires: number;
+  onPaused: ((ms: number) => void) | undefined;
 }
 
 export interface AttemptOptions {
   /** Stops waiting for the lane (the caller's signal, or the mailer closing). */
   signal?: AbortSignal | undefined;
-  /** Epoch ms after which the attempt stops waiting for the lane. @default no limit */
+  /**
+   * Epoch ms after which the attempt stops waiting for the lane. @default no limit
+   * Time the lane spends paused for a quota does not count: the deadline moves later by it.
+   */
   deadline?: number;
+  /** Called before the attempt goes with the time it waited through a quota pause (when it did), by which its deadline moved. */
+  onPaused?: ((ms: number) => void) | undefined;
   beforeSend?: BeforeSend | undefined;
 }
 
@@ -124,6 +132,13 @@ export class Lane {
   #closed = false;
   #wakeTimer: NodeJS.Timeout | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
+  /**
+   * Time this lane has spent paused for a quota while jobs waited with a deadline, ms (counted by
+   * the deadline sweep): the queue's clock is `Date.now()` less this, so a quota pause, the
+   * account's and not the message's, does not run down the waiting messages' retry time.
+   */
+  #quotaPausedMs = 0;
+  #sweptAt = 0;
   #abort = new AbortController();
   #counts = { sent: 0, deferred: 0, failed: 0 };
   /** No rate window to book (neither the lane's nor its provider's: the lane's spec holds both). */
@@ -145,11 +160,11 @@ export class Lane {
   }
 
   /** One attempt at sending `mail`. Resolves with nodemailer's info, rejects with an `AttemptFailure`. */
-  attempt(mail: SendMailOptions, { signal, deadline = Infinity, beforeSend }: AttemptOptions = {}): Promise<SentMessageInfo> {
+  attempt(mail: SendMailOptions, { signal, deadline = Infinity, beforeSend, onPaused }: AttemptOptions = {}): Promise<SentMessageInfo> {
     if (this.#state.stopped) return Promise.reject(this.#stoppedFailure());
     if (this.#closed) return Promise.reject(closedError());
     return new Promise((resolve, reject) => {
-      this.#queue.push({ mail, beforeSend, resolve, reject, signal, deadline });
+      this.#queue.push({ mail, beforeSend, resolve, reject, signal, deadline, expires: deadline - this.#quotaPausedMs, onPaused });
       if (deadline !== Infinity) this.#watchDeadlines();
       this.#pump();
     });
@@ -163,9 +178,12 @@ export class Lane {
   // One timer per lane, not one per message: it gives up the queued jobs whose deadline passed.
   #watchDeadlines(): void {
     if (this.#deadlineTimer) return;
+    this.#sweptAt = Date.now();
     this.#deadlineTimer = setInterval(() => {
       const now = Date.now();
-      for (const job of this.#queue.expired(now)) this.#gaveUp(job);
+      if (this.#quotaPaused(now)) this.#quotaPausedMs += now - this.#sweptAt;
+      this.#sweptAt = now;
+      for (const job of this.#queue.expired(now - this.#quotaPausedMs)) this.#gaveUp(job);
       if (this.#queue.size === 0) {
         clearInterval(this.#deadlineTimer);
         this.#deadlineTimer = undefined;
@@ -326,6 +344,7 @@ export class Lane {
 
   /** One attempt on an open connection. Returns `'close'` when this connection must not be used again. */
   async #send(connection: Connection, job: Job): Promise<'keep' | 'close'> {
+    this.#settlePauses(job);
     // A send that opens the connection books its slot only once the server has accepted DATA: a
     // slot booked before the handshake would see the message land late, among the sends booked
     // after it (the server counts arrivals).
@@ -523,8 +542,19 @@ export class Lane {
 
   /** What a message that timed out in the queue failed of: the lane's reason for holding it back. */
   #waitDecision(): Decision {
-    if (this.#state.pausedUntil > Date.now() && this.#state.pauseReason === 'quota-exceeded') return { kind: 'quota-exceeded' };
-    return { kind: 'transient' };
+    return this.#quotaPaused(Date.now()) ? { kind: 'quota-exceeded' } : { kind: 'transient' };
+  }
+
+  #quotaPaused(now: number): boolean {
+    return this.#state.pausedUntil > now && this.#state.pauseReason === 'quota-exceeded';
+  }
+
+  /** Moves the job's deadline by the quota pauses it waited through in line, and tells its caller. */
+  #settlePauses(job: Job): void {
+    const paused = job.expires + this.#quotaPausedMs - job.deadline;
+    if (!(paused > 0)) return; // NaN for a job without a deadline
+    job.deadline += paused;
+    job.onPaused?.(paused);
   }
 
   #cap(): number {

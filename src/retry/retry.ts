@@ -7,8 +7,16 @@ import { sleep } from './sleep.js';
 export interface AttemptContext {
   /** The attempt, from 1. */
   attempt: number;
-  /** Epoch ms after which the message must not wait any longer (first attempt + `maxRetryTime`). */
+  /**
+   * Epoch ms after which the message must not wait any longer: first attempt + `maxRetryTime`,
+   * plus every quota pause it waited through so far.
+   */
   deadline: number;
+  /**
+   * Reports time this attempt spent waiting for a quota pause (the account's, not the message's):
+   * it moves the deadline later by `ms`, as it does not count against `maxRetryTime`.
+   */
+  paused(ms: number): void;
 }
 
 export interface RetryInfo {
@@ -46,25 +54,34 @@ export class RetryStopped extends Error {
 /**
  * Runs `attempt` until it succeeds. The first attempt runs on its own (most messages need no
  * other, and p-retry's setup costs more than the attempt's own bookkeeping); from the first
- * failure on, p-retry runs the loop: it counts attempts and enforces `maxRetryTime`, and the delay
- * is ours (`retryDelay`), because it depends on what the server said (greylisting, a named delay,
+ * failure on, p-retry runs the loop and counts attempts; the deadline (`maxRetryTime`, moved
+ * later by quota pauses) and the delay are ours (`retryDelay`), because it depends on what the server said (greylisting, a named delay,
  * a refused connection) and p-retry only knows exponential steps.
  * Throws `RetryStopped` when it gives up, or the signal's reason when aborted.
  */
 export async function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
-  const deadline = (options.now ?? Date.now)() + options.retry.maxRetryTime;
+  const clock = new Deadline((options.now ?? Date.now)() + options.retry.maxRetryTime);
   // The first attempt, inline.
   if (options.signal?.aborted) throw toError(options.signal.reason);
   try {
-    return { value: await attempt({ attempt: 1, deadline }), attempts: 1 };
+    return { value: await attempt({ attempt: 1, deadline: clock.at, paused: clock.paused }), attempts: 1 };
   } catch (error) {
     if (!(error instanceof AttemptFailure)) throw toError(error);
-    return retryAfter(error, attempt, options, deadline);
+    return retryAfter(error, attempt, options, clock);
   }
 }
 
+/** A message's retry deadline, which quota pauses move later. */
+class Deadline {
+  constructor(public at: number) {}
+  /** Bound, so that it can be handed to an attempt as it is. */
+  paused = (ms: number): void => {
+    if (ms > 0) this.at += ms;
+  };
+}
+
 /** The loop after a first failed attempt. */
-async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions, deadline: number): Promise<{ value: T; attempts: number }> {
+async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions, clock: Deadline): Promise<{ value: T; attempts: number }> {
   const { retry } = options;
   const now = options.now ?? Date.now;
   let attempts = 1;
@@ -84,7 +101,9 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
     const retriesLeft = retry.retries - consumed;
     if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');
     const delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
-    if (now() + delayMs >= deadline) throw new RetryStopped(failure, attempts, 'deadline');
+    // A quota pause is the account's: the message waits it out, and the wait does not count.
+    if (decision.kind === 'quota-exceeded') clock.paused(delayMs);
+    else if (now() + delayMs >= clock.at) throw new RetryStopped(failure, attempts, 'deadline');
     if (consumes) consumed++;
     else if (decision.kind === 'connection-limited') refusals++;
     options.onRetry?.({ attempt: attempts, retriesLeft: consumes ? retriesLeft - 1 : retriesLeft, delayMs, failure });
@@ -98,7 +117,7 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
     attempts = attemptNumber + 1;
     if (options.signal?.aborted) throw new AbortError(toError(options.signal.reason));
     try {
-      return await attempt({ attempt: attempts, deadline });
+      return await attempt({ attempt: attempts, deadline: clock.at, paused: clock.paused });
     } catch (error) {
       if (error instanceof AttemptFailure) throw error;
       throw new AbortError(toError(error));
@@ -108,24 +127,16 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
     // Retries are counted here: p-retry stops at zero retries left even for failures that do not
     // use one up (a refused connection, a quota pause), which must not end a message.
     retries: Number.POSITIVE_INFINITY,
-    // The delay is applied in onFailedAttempt; p-retry's own is zero.
+    // The delay is applied in onFailedAttempt; p-retry's own is zero. No maxRetryTime either: the
+    // deadline moves with quota pauses, and afterFailure enforces it.
     minTimeout: 0,
     maxTimeout: 0,
-    maxRetryTime: Math.max(0, deadline - now()),
     // No `signal` for p-retry: it would throw away a success that lands after an abort, and a
     // message the server accepted must be reported sent. Aborts are handled here instead.
     shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).decision),
     onFailedAttempt: ({ error }) => afterFailure(error as AttemptFailure),
   });
-  let value: T;
-  try {
-    value = await run;
-  } catch (error) {
-    // p-retry's own maxRetryTime check rethrows the last failure as it is.
-    if (error instanceof AttemptFailure) throw new RetryStopped(error, attempts, 'deadline');
-    throw error;
-  }
-  return { value, attempts };
+  return { value: await run, attempts };
 }
 
 const toError = (value: unknown): Error => (value instanceof Error ? value : new Error(String(value)));

@@ -5,10 +5,10 @@ import { JobQueue } from '../../src/lanes/job-queue.js';
 interface TestJob {
   n: number;
   signal: AbortSignal | undefined;
-  deadline: number;
+  expires: number;
 }
 
-const job = (n: number, signal?: AbortSignal, deadline = Infinity): TestJob => ({ n, signal, deadline });
+const job = (n: number, signal?: AbortSignal, expires = Infinity): TestJob => ({ n, signal, expires });
 
 function queue() {
   const aborted: number[] = [];
@@ -43,7 +43,7 @@ describe('JobQueue', () => {
     expect(out).toEqual(Array.from({ length: 6_000 }, (_, n) => n));
   });
 
-  it('gives back the jobs whose deadline passed, and only those', () => {
+  it('gives back the jobs that expired, and only those', () => {
     const { q } = queue();
     q.push(job(1, undefined, 100));
     q.push(job(2, undefined, 300));

@@ -90,6 +90,41 @@ describe('withRetry', () => {
     expect((none.result as { error: RetryStopped }).error.reason).toBe('retries-exhausted');
   });
 
+  it('does not count a quota pause against maxRetryTime, however long the pause', async () => {
+    const day = 86_400_000;
+    const { result, calls } = await run([failure('quota-exceeded', day), failure('quota-exceeded', day), 'ok'], { maxRetryTime: 60_000 });
+    expect(result).toEqual({ value: { value: 'sent', attempts: 3 } });
+    expect(calls).toEqual([0, day, 2 * day]);
+  });
+
+  it('moves the deadline by the quota pause an attempt reports waiting through', async () => {
+    const hour = 3_600_000;
+    const waitInPausedLane = async (extend: boolean) => {
+      const calls: Array<{ at: number; deadline: number }> = [];
+      const promise = withRetry(
+        async ({ attempt, deadline, paused }) => {
+          calls.push({ at: Date.now(), deadline });
+          if (attempt > 1) return 'sent';
+          // The lane was paused for its quota for two hours before the attempt went, and failed.
+          await new Promise((resolve) => setTimeout(resolve, 2 * hour));
+          if (extend) paused(2 * hour);
+          throw failure('transient');
+        },
+        { retry: { ...retry, maxRetryTime: hour }, random: () => 0.5 },
+      ).then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      );
+      await vi.runAllTimersAsync();
+      return { result: await promise, calls };
+    };
+    const extended = await waitInPausedLane(true);
+    expect(extended.result).toEqual({ value: { value: 'sent', attempts: 2 } });
+    expect(extended.calls.map((c) => c.deadline)).toEqual([hour, 3 * hour]);
+    const plain = await waitInPausedLane(false);
+    expect((plain.result as { error: RetryStopped }).error.reason).toBe('deadline');
+  });
+
   it('gives up instead of waiting past maxRetryTime', async () => {
     const { result, calls } = await run([failure('greylisted'), 'ok'], { maxRetryTime: 60_000 });
     expect((result as { error: RetryStopped }).error.reason).toBe('deadline');
