@@ -194,6 +194,44 @@ describe('createMailer().send against a throttling server', () => {
     expect(isDeliveryError(error) && error.message).toMatch(/out of retry time/);
   });
 
+  it('waits for a configured quota with no connection open, and without running down the retry time', { timeout: 120_000 }, async () => {
+    // A quota window (longer than a minute) of 3: the fourth and fifth messages wait about a minute
+    // for it, far longer than their retry time. With one connection, the wait is found on a
+    // connection already open; with five, on new ones, in the middle of a transaction (a new
+    // connection books its slot once the server has accepted DATA).
+    const quotaWait = async (maxConnections: number) => {
+      const srv = await server();
+      const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections, rate: { max: 3, per: '61s' } } }, retry: { ...fast, greylistDelay: '100ms', maxRetryTime: '2s' } });
+      const events = record(m);
+      const sends = Promise.all([0, 1, 2, 3, 4].map((i) => m.send(message(i))));
+      const paused = async () => {
+        const [lane] = await m.stats();
+        return srv.counts().unique === 3 && lane!.state === 'paused' && lane!.connections === 0 && srv.stats().connections === 0;
+      };
+      for (let waited = 0; !(await paused()); waited += 50) {
+        if (waited > 10_000) throw new Error(`the lane did not pause for its quota: ${JSON.stringify((await m.stats())[0])}, server ${JSON.stringify(srv.stats())}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Past the retry time: still nothing failed, the two wait in line.
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(events.failed).toEqual([]);
+      const [lane] = await m.stats();
+      expect(lane).toMatchObject({ state: 'paused', connections: 0, queued: 2 });
+      expect(lane!.pausedUntil).toBeGreaterThan(Date.now());
+      const results = await sends;
+      expect(results.map((r) => r.attempts)).toEqual([1, 1, 1, 1, 1]);
+      expect(srv.counts()).toMatchObject({ unique: 5, duplicates: 0 });
+      expect(srv.maxInAnyWindow(61_000)).toBeLessThanOrEqual(3);
+      expect(srv.stats()).toMatchObject({ inDoubt: 0, connectionsRefused: 0 });
+      expect(events.error).toEqual([]);
+      return events.retry.length;
+    };
+    // Both at once: a minute each.
+    const retries = await Promise.all([quotaWait(1), quotaWait(5)]);
+    // Calling off a transaction to wait for the quota is not a failed attempt.
+    expect(retries).toEqual([0, 0]);
+  });
+
   it('paces by the short windows: a daily quota is a total, not a rate', async () => {
     const srv = await server();
     const m = mailer({ providers: { main: { transport: srv.transportOptions(), rate: [{ max: 20, per: '1s' }, { max: 100_000, per: '24h' }] } } });

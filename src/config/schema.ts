@@ -27,7 +27,9 @@ const positiveInt = (what: string) =>
  *   (paced by the shorter windows), and no interval of length `per` ever holds more than `max`.
  *   The buckets cost up to one bucket's share of the quota (about 4 %) in steady state. `burst`
  *   means nothing here and is refused with a `ConfigError`; add a shorter window to pace sends.
- *   The adaptive slow-down paces the shorter windows and leaves the quota as it is.
+ *   The adaptive slow-down paces the shorter windows and leaves the quota as it is. Once the quota
+ *   is used up, the lane waits for it holding no connection, and the wait does not count against
+ *   `retry.maxRetryTime`.
  *
  * The threshold (60 s) is `QUOTA_MIN_EXCLUSIVE_PER_MS` in `src/limiter/gcra.ts`. The parsed window
  * of a quota carries `burst: max`, which the limiter ignores.
@@ -148,7 +150,8 @@ export const retrySchema = z
     greylistDelay: duration.default(300_000),
     /**
      * Time after the first attempt past which a message is not retried. Quota pauses
-     * (`quota-exceeded`) do not count: a message's deadline moves later by each one it waits through.
+     * (`quota-exceeded`) and waits for a used-up quota window (a `rate` window over a minute) do not
+     * count: a message's deadline moves later by each one it waits through.
      * @default '6h'
      */
     maxRetryTime: duration.default(21_600_000),

@@ -1,7 +1,7 @@
 import type { SendMailOptions, SentMessageInfo } from 'nodemailer';
 import { AbortedError, isAbortedError } from '../errors.js';
 import type { ThrottleEvent } from '../events.js';
-import { paceRate } from '../limiter/gcra.js';
+import { isQuotaWindow, paceRate } from '../limiter/gcra.js';
 import type { LaneLimiter, LaneSpec, Lease } from '../limiter/limiter.js';
 import { AttemptFailure } from '../retry/attempt-failure.js';
 import { sleep } from '../retry/sleep.js';
@@ -94,6 +94,8 @@ interface Job {
   /** `deadline` on the lane's quota clock (`Date.now()` less the quota pauses jobs waited through): what the queue expires by. */
   expires: number;
   onPaused: ((ms: number) => void) | undefined;
+  /** Epoch ms of a slot booked for this job that it gave back its connection to wait for (a quota's): it goes then, without booking again. */
+  slotAt?: number | undefined;
 }
 
 export interface AttemptOptions {
@@ -139,6 +141,14 @@ export class Lane {
    */
   #quotaPausedMs = 0;
   #sweptAt = 0;
+  /** The lane has a quota window (longer than a minute), its own or its provider's. */
+  #hasQuota: boolean;
+  /**
+   * Until when the lane waits for its configured quota: a booking in a quota lane put a job that
+   * far out, so the lane takes no other job before then (each would book a slot as far out and
+   * hold a connection for it), and the waiting messages' retry time stands still meanwhile.
+   */
+  #quotaUntil = 0;
   #abort = new AbortController();
   #counts = { sent: 0, deferred: 0, failed: 0 };
   /** No rate window to book (neither the lane's nor its provider's: the lane's spec holds both). */
@@ -154,6 +164,7 @@ export class Lane {
     this.#options = options;
     this.#state = initialState(options.spec);
     this.#unpaced = options.spec.windows.length === 0;
+    this.#hasQuota = options.spec.windows.some(isQuotaWindow);
     this.#ready = Promise.all([options.limiter.update(unstop()), options.shared?.update(unstop())])
       .catch(() => {})
       .finally(() => (this.#ready = undefined));
@@ -215,8 +226,8 @@ export class Lane {
       queued: this.#queue.size,
       inFlight: this.#sending + this.#pacing,
       ...this.#counts,
-      state: state.stopped ? 'stopped' : state.pausedUntil > now ? 'paused' : this.#workers > 0 ? 'sending' : 'idle',
-      pausedUntil: state.pausedUntil,
+      state: state.stopped ? 'stopped' : Math.max(state.pausedUntil, this.#quotaUntil) > now ? 'paused' : this.#workers > 0 ? 'sending' : 'idle',
+      pausedUntil: Math.max(state.pausedUntil, this.#quotaUntil > now ? this.#quotaUntil : 0),
     };
   }
 
@@ -241,7 +252,8 @@ export class Lane {
     if (this.#queue.size === 0 || this.#idle.length > 0 || this.#starting > 0 || this.#pacing > 0) return;
     if (this.#state.stopped) return this.#failQueued();
     const now = Date.now();
-    if (this.#state.pausedUntil > now) return this.#wakeAt(this.#state.pausedUntil - now);
+    const pausedUntil = this.#pausedUntil();
+    if (pausedUntil > now) return this.#wakeAt(pausedUntil - now);
     if (this.#workers >= Math.min(this.#options.spec.maxConnections, this.#cap())) return;
     void this.#worker();
   }
@@ -305,11 +317,17 @@ export class Lane {
   /** Whether this connection may take work now: not closed, stopped or paused (a pause arms the wake-up). */
   #canTake(): boolean {
     if (this.#closed || this.#state.stopped) return false;
-    if (this.#state.pausedUntil > Date.now()) {
-      this.#wakeAt(this.#state.pausedUntil - Date.now());
+    const pausedUntil = this.#pausedUntil();
+    if (pausedUntil > Date.now()) {
+      this.#wakeAt(pausedUntil - Date.now());
       return false;
     }
     return true;
+  }
+
+  /** Until when the lane takes no job: its pause (a reply's, shared) or its wait for its own quota. */
+  #pausedUntil(): number {
+    return this.#quotaUntil > this.#state.pausedUntil ? this.#quotaUntil : this.#state.pausedUntil;
   }
 
   /** The next waiting job, if the connection may take one and one waits. */
@@ -350,6 +368,8 @@ export class Lane {
     // after it (the server counts arrivals).
     const connecting = connection.willConnect();
     let gate: (() => Promise<void>) | undefined;
+    /** Set when the gate found the slot a quota's wait away: the send was called off before the body, to go at the slot. */
+    let deferred = false;
     this.#pacing++;
     try {
       if (connecting) {
@@ -360,19 +380,28 @@ export class Lane {
         gate = async () => {
           this.#pacing++;
           try {
-            const waitMs = await this.#book(job);
+            const waitMs = await this.#slot(job);
             if (this.#state.stopped) throw new Error(`provider ${this.provider} is stopped: ${this.#state.stopped}`);
+            if (this.#quotaWait(job, waitMs)) {
+              deferred = true;
+              throw new Error(`waiting for the quota of lane ${this.name} until ${new Date(job.slotAt!).toISOString()}`);
+            }
             await sleep(waitMs, this.#abort.signal);
           } finally {
             this.#pacing--;
           }
         };
       } else {
-        const booked = this.#book(job);
+        const booked = this.#slot(job);
         const waitMs = typeof booked === 'number' ? booked : await booked;
         if (this.#state.stopped) {
           job.reject(this.#stoppedFailure());
           this.#failQueued();
+          return 'close';
+        }
+        if (this.#quotaWait(job, waitMs)) {
+          this.#requeue(job);
+          this.#wakeAt(this.#quotaUntil - Date.now());
           return 'close';
         }
         // Paused for longer than a connection should idle (a quota, a named delay): give the
@@ -422,6 +451,12 @@ export class Lane {
       info = await connection.send(job.mail, gate);
     } catch (error) {
       this.#sending--;
+      if (deferred) {
+        // Nothing went out (the body is held back until the gate opens): back in line, with its slot.
+        this.#requeue(job);
+        this.#wakeAt(this.#quotaUntil - Date.now());
+        return 'close';
+      }
       return this.#failed(job, withReply(error, connection.lastReply()), connection.streamed());
     }
     this.#sending--;
@@ -509,6 +544,14 @@ export class Lane {
     return this.#state;
   }
 
+  /** The wait for the job's slot: the one it holds (booked before it waited for a quota), or a new booking. */
+  #slot(job: Job): number | Promise<number> {
+    if (job.slotAt === undefined) return this.#book(job);
+    const waitMs = Math.max(0, job.slotAt - Date.now());
+    job.slotAt = undefined;
+    return waitMs;
+  }
+
   /** Books the job's slot in the lane's windows (and the provider's) and refreshes the lane's state; returns the wait. */
   #book(job: Job): number | Promise<number> {
     if (this.#unpaced) {
@@ -546,7 +589,19 @@ export class Lane {
   }
 
   #quotaPaused(now: number): boolean {
-    return this.#state.pausedUntil > now && this.#state.pauseReason === 'quota-exceeded';
+    return (this.#state.pausedUntil > now && this.#state.pauseReason === 'quota-exceeded') || this.#quotaUntil > now;
+  }
+
+  /**
+   * Whether a booking that far out is a wait for the lane's quota: the job then gives its
+   * connection back and waits in line with its slot (an SMTP connection is not held open, nor a
+   * transaction, for up to a day). A longer wait on a lane without a quota window is the pace's.
+   */
+  #quotaWait(job: Job, waitMs: number): boolean {
+    if (!this.#hasQuota || waitMs <= CONNECTION_IDLE_MS) return false;
+    job.slotAt = Date.now() + waitMs;
+    if (job.slotAt > this.#quotaUntil) this.#quotaUntil = job.slotAt;
+    return true;
   }
 
   /** Moves the job's deadline by the quota pauses it waited through in line, and tells its caller. */
