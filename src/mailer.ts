@@ -16,8 +16,11 @@ import type { Limiter } from './limiter/limiter.js';
 import { createMemoryLimiter } from './limiter/memory.js';
 import { createRedisLimiter } from './limiter/redis.js';
 import { addresses, prepareMessage, type Message, type PreparedMessage } from './message.js';
-import { isTooManyRecipients } from './smtp/classify.js';
+import { classifySmtpError, isTooManyRecipients } from './smtp/classify.js';
+import type { Decision } from './smtp/decision.js';
+import { isRetryable, retryDelay } from './retry/backoff.js';
 import { withRetry, RetryStopped } from './retry/retry.js';
+import { sleep } from './retry/sleep.js';
 
 /** What `send()` resolves with: nodemailer's info, plus how it went. */
 export type SendResult = SentMessageInfo & {
@@ -92,14 +95,20 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     const started = Date.now();
     // The envelope goes in parts when the provider takes fewer recipients per message, or when the
     // server says so (452 4.5.3): each part is one SMTP transaction, paced and retried on its own.
+    // Recipients the server refused for now while it took the others go again in a part of their own.
     const limit = config.providers[lane.provider]!.maxRecipientsPerMessage ?? Infinity;
-    const parts = recipients.length > limit ? chunk(recipients, limit) : [recipients];
+    const parts: Part[] = (recipients.length > limit ? chunk(recipients, limit) : [recipients]).map((to) => ({ to }));
     const results: SentMessageInfo[] = [];
     let attempts = 0;
     while (parts.length > 0) {
-      const part = parts.shift()!;
+      const { to: part, later } = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
       try {
+        if (later) {
+          lane.countDeferred();
+          emitter.emit('retry', { attempt: attempts, retriesLeft: config.retry.retries, delayMs: later.delayMs, decision: later.decision.kind, responseCode: later.responseCode, response: later.response, provider: lane.provider, lane: lane.name, messageId: id, recipients: part });
+          await sleep(later.delayMs, signal);
+        }
         const result = await withRetry(({ deadline, paused }) => lane.attempt(mail, { signal, deadline, beforeSend, onPaused: paused }), {
           retry: config.retry,
           signal,
@@ -112,16 +121,19 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         });
         attempts += result.attempts;
         results.push(result.value);
-        // Recipients refused for being too many in this transaction go again, in a part of their own.
-        const refused = tooMany(result.value);
-        if (refused.length > 0) parts.push(...halves(refused));
+        // Recipients refused for being too many in this transaction go again, in halves; those
+        // refused for now for another reason (greylisted, mailbox busy), together, after the delay
+        // their reply calls for.
+        const refused = refusedForNow(result.value, config.retry);
+        parts.push(...halves(refused.tooMany).map((to) => ({ to })));
+        if (refused.later) parts.push(refused.later);
       } catch (error) {
         if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });
         if (signal.aborted) throw new AbortedError('send aborted', { cause: signal.reason });
         if (!(error instanceof RetryStopped)) throw error;
         attempts += error.attempts;
         if (error.reason === 'split') {
-          parts.unshift(...halves(part));
+          parts.unshift(...halves(part).map((to) => ({ to })));
           continue;
         }
         lane.countFailed();
@@ -206,13 +218,38 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-const halves = <T>(items: readonly T[]): T[][] => (items.length > 1 ? chunk(items, Math.ceil(items.length / 2)) : [[...items]]);
+const halves = <T>(items: readonly T[]): T[][] => (items.length > 1 ? chunk(items, Math.ceil(items.length / 2)) : items.length === 1 ? [[...items]] : []);
 
-/** Recipients a server refused with "452 too many recipients" while it accepted the others. */
-function tooMany(info: SentMessageInfo): string[] {
-  const errors = (info as { rejectedErrors?: Array<{ recipient?: string } & Record<string, unknown>> }).rejectedErrors ?? [];
-  const refused = errors.filter((e) => e.recipient && isTooManyRecipients(e)).map((e) => e.recipient!);
-  return refused;
+/** Recipients of one SMTP transaction; `later` when they go again after the server refused them for now. */
+interface Part {
+  to: readonly string[];
+  later?: { delayMs: number; decision: Decision; responseCode: number | undefined; response: string | undefined };
+}
+
+/**
+ * Recipients a server refused at `RCPT TO` while it took the message for the others, and that may
+ * be taken later: "452 too many recipients" (`tooMany`), and any other temporary refusal
+ * (greylisting, a mailbox busy or over its rate: `later`, with the longest delay their replies call
+ * for). A permanent refusal (550 user unknown) stays in `rejected`.
+ */
+function refusedForNow(info: SentMessageInfo, retry: Parameters<typeof retryDelay>[2]): { tooMany: string[]; later: Part | undefined } {
+  const errors = (info as { rejectedErrors?: Array<{ recipient?: string; responseCode?: number; response?: string } & Record<string, unknown>> }).rejectedErrors ?? [];
+  const tooMany: string[] = [];
+  const to: string[] = [];
+  let later: Part['later'];
+  for (const error of errors) {
+    if (!error.recipient) continue;
+    if (isTooManyRecipients(error)) {
+      tooMany.push(error.recipient);
+      continue;
+    }
+    const decision = classifySmtpError(error);
+    if (!isRetryable(decision)) continue;
+    to.push(error.recipient);
+    const delayMs = retryDelay(decision, 0, retry);
+    if (!later || delayMs > later.delayMs) later = { delayMs, decision, responseCode: error.responseCode, response: error.response };
+  }
+  return { tooMany, later: later && { to, later } };
 }
 
 /** One result for a message sent in parts: every accepted and rejected recipient, the last reply. */

@@ -239,6 +239,35 @@ describe('createMailer().send against a throttling server', () => {
     expect(lane).toMatchObject({ configuredRate: 20, effectiveRate: 20 });
   });
 
+  it('sends again, after the delay, to the recipients a server refused for now while it took the others', async () => {
+    const srv = await server({
+      script: [
+        { match: 'b@example.net', code: 450, reply: '450 4.2.0 <b@example.net>: Recipient address rejected: Greylisted', times: 1 },
+        { match: 'c@example.net', code: 550, reply: '550 5.1.1 <c@example.net>: Recipient address rejected: User unknown' },
+      ],
+    });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, greylistDelay: '200ms' } });
+    const events = record(m);
+    const info = await m.send({ ...message(0), to: ['a@example.net', 'b@example.net', 'c@example.net'] });
+    expect([...(info.accepted as string[])].sort()).toEqual(['a@example.net', 'b@example.net']);
+    expect(info.rejected).toEqual(['c@example.net']);
+    expect(info.attempts).toBe(2);
+    // Two transactions of the one message: every recipient reached once.
+    expect(srv.accepted.map((a) => a.to)).toEqual([['a@example.net'], ['b@example.net']]);
+    expect(new Set(srv.accepted.map((a) => a.messageId)).size).toBe(1);
+    expect(srv.accepted[1]!.at - srv.accepted[0]!.at).toBeGreaterThanOrEqual(190);
+    expect(events.retry).toMatchObject([{ decision: 'greylisted', delayMs: 200, recipients: ['b@example.net'] }]);
+    expect(events.sent).toMatchObject([{ rejected: ['c@example.net'], attempts: 2 }]);
+  });
+
+  it('fails a message whose recipient is refused for now until its retries run out, saying how many were reached', async () => {
+    const srv = await server({ script: [{ match: 'b@example.net', code: 451, reply: '451 4.3.0 <b@example.net>: Temporary lookup failure' }] });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, retries: 2 } });
+    const error = await m.send({ ...message(0), to: ['a@example.net', 'b@example.net'] }).catch((e: unknown) => e);
+    expect(isDeliveryError(error) && error.message).toMatch(/451 4\.3\.0 .*\(out of retries\) \(after 1 of 2 recipients accepted\)/);
+    expect(srv.accepted.map((a) => a.to)).toEqual([['a@example.net']]);
+  });
+
   it('fails a message without recipients or with a malformed address alone', async () => {
     const srv = await server();
     const m = mailer({ providers: { main: { transport: srv.transportOptions() } } });
