@@ -321,6 +321,32 @@ describe('createMailer().send against a plain smtp-server', () => {
   });
 });
 
+describe('a custom transport that answers synchronously', () => {
+  it('still lets the event loop turn: timers and I/O run during the batch', async () => {
+    const transport = {
+      name: 'sync',
+      version: '1',
+      send(mail: { message: { getEnvelope(): unknown } }, callback: (error: Error | null, info: unknown) => void) {
+        callback(null, { messageId: '<x@example.org>', envelope: mail.message.getEnvelope(), accepted: [], rejected: [], response: '250 ok' });
+      },
+    };
+    const m = mailer({ providers: { custom: { transport } } });
+    // Counts the turns of the event loop while the batch runs.
+    let turns = 0;
+    let running = true;
+    const spin = () => {
+      turns++;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const report = await m.sendBatch(Array.from({ length: 5_000 }, (_, i) => message(i)), { concurrency: 64 });
+    running = false;
+    expect(report.sent).toBe(5_000);
+    // A turn at least every 256 sends (without it: none until the batch ends).
+    expect(turns).toBeGreaterThanOrEqual(5_000 / 256 - 1);
+  });
+});
+
 describe('close()', () => {
   const { server, mailer } = useCleanup();
 

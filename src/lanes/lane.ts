@@ -27,6 +27,8 @@ import type { Connection, TransportFactory } from './transport.js';
 const CONNECTION_IDLE_MS = 1_000;
 /** How often queued jobs are checked against their deadline. */
 const DEADLINE_SWEEP_MS = 250;
+/** Sends a lane makes in one turn of the event loop before it lets the loop turn. */
+const SENDS_PER_TURN = 256;
 /**
  * How long a lane without rate windows sends on its last view of the shared state (a pause, a
  * stop, set by any process) before it reads it again: with no slot to book, a limiter call per
@@ -149,6 +151,8 @@ export class Lane {
    * hold a connection for it), and the waiting messages' retry time stands still meanwhile.
    */
   #quotaUntil = 0;
+  /** Sends since the event loop last turned (see `#letLoopTurn`). */
+  #sendsThisTurn = 0;
   #abort = new AbortController();
   #counts = { sent: 0, deferred: 0, failed: 0 };
   /** No rate window to book (neither the lane's nor its provider's: the lane's spec holds both). */
@@ -281,6 +285,8 @@ export class Lane {
         const job = this.#takeJob() ?? (await this.#nextJob());
         if (!job) break;
         if ((await this.#send(connection, job)) === 'close') break;
+        const turn = this.#letLoopTurn();
+        if (turn) await turn;
         // The cap dropped below what is open, or the slot was lost (Redis forgot it): give this connection back.
         if (this.#workers > this.#cap() || lease.lost) break;
       }
@@ -312,6 +318,21 @@ export class Lane {
       await own.release().catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Lets the event loop turn after SENDS_PER_TURN sends in one turn of it. A send over SMTP waits
+   * for the network, so this never waits then; a transport that answers at once (a custom one that
+   * calls back synchronously) would otherwise keep timers, I/O and progress events from ever running.
+   * It costs one `setImmediate` per turn of the event loop, not one per send.
+   */
+  #letLoopTurn(): Promise<void> | undefined {
+    if (this.#sendsThisTurn++ === 0) {
+      setImmediate(() => (this.#sendsThisTurn = 0));
+      return undefined;
+    }
+    if (this.#sendsThisTurn < SENDS_PER_TURN) return undefined;
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   /** Whether this connection may take work now: not closed, stopped or paused (a pause arms the wake-up). */
