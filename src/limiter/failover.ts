@@ -57,6 +57,14 @@ export function createRedisHealth(onChange: (up: boolean, error?: Error) => void
 const FLEET_BEAT_MS = 5_000;
 const FLEET_TTL_MS = 15_000;
 
+interface CallOptions {
+  signal?: AbortSignal | undefined;
+  /** Bound a Redis call by the call timeout. @default true */
+  timed?: boolean;
+  /** Epoch ms after which a call waiting for Redis gives up. @default no limit */
+  deadline?: number | undefined;
+}
+
 /**
  * Wraps the shared limiter with the outage policy. Redis down or restarting must never hang a
  * send forever nor drop one: with `'wait'` every call waits (as long as the caller's signal, that
@@ -82,8 +90,12 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
   const timer = setInterval(beat, FLEET_BEAT_MS);
   timer.unref();
 
-  /** Redis first; when it is away, the fallback (`'local'`) or another try once it may be back (`'wait'`), until the signal or the deadline. */
-  async function call<T>(primary: () => Promise<T>, fallback: () => Promise<T>, signal?: AbortSignal, timed = true, deadline = Infinity): Promise<T> {
+  /**
+   * Redis first; when it is away, the fallback (`'local'`) or another try once it may be back
+   * (`'wait'`), until the signal or the deadline (epoch ms). `timed: false` lets a Redis call take
+   * as long as it takes (waiting for a slot is long on purpose); Redis errors still fail over.
+   */
+  async function call<T>(primary: () => Promise<T>, fallback: () => Promise<T>, { signal, timed = true, deadline = Infinity }: CallOptions = {}): Promise<T> {
     for (;;) {
       if (health.shouldTry()) {
         try {
@@ -116,9 +128,8 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
       };
       return {
         key,
-        reserve: (signal, deadline) => call(() => shared.reserve(signal), () => mine().reserve(signal), signal, true, deadline),
-        // Waiting for a slot can take long on purpose: no timeout, Redis errors still fail over.
-        acquire: (signal) => call<Lease>(() => shared.acquire(signal), () => mine().acquire(signal), signal, false),
+        reserve: (signal, deadline) => call(() => shared.reserve(signal), () => mine().reserve(signal), { signal, deadline }),
+        acquire: (signal) => call<Lease>(() => shared.acquire(signal), () => mine().acquire(signal), { signal, timed: false }),
         state: () => call(() => shared.state(), () => mine().state()),
         update: async (transition: StateTransition) => {
           // The local copy learns every change, so that a fallback starts from the slowed-down pace.
