@@ -52,8 +52,15 @@ const { startThrottlingSmtpServer } = require('mailpacer/testing');
   const srv = await startThrottlingSmtpServer();
   const mailer = createMailer({ providers: { test: { transport: srv.transportOptions() } } });
   const info = await mailer.send({ from: 'a@example.org', to: 'b@example.net', subject: 'packed', text: 'cjs' });
-  await mailer.close(); await srv.close();
-  console.log('require: ok (' + info.attempts + ' attempt)');
+  await mailer.close();
+  // ioredis is loaded by the first mailer that needs it, not with mailpacer (it slows nodemailer down).
+  const ioredisLoaded = () => Object.keys(require.cache).some((path) => /[\\/]node_modules[\\/]ioredis[\\/]/.test(path));
+  if (ioredisLoaded()) throw new Error('ioredis was loaded by a mailer without Redis');
+  const onRedis = createMailer({ redis: 'redis://127.0.0.1:6379', keyPrefix: 'mailpacer-package-check-cjs-' + process.pid, providers: { test: { transport: srv.transportOptions() } } });
+  await onRedis.send({ from: 'a@example.org', to: 'c@example.net', subject: 'packed', text: 'cjs on redis' });
+  await onRedis.close(); await srv.close();
+  if (!ioredisLoaded()) throw new Error('a mailer on Redis did not load ioredis');
+  console.log('require: ok (' + info.attempts + ' attempt; ioredis loaded only for the mailer on Redis)');
 })().catch((e) => { console.error(e); process.exit(1); });
 `);
 const typesProbe = `
