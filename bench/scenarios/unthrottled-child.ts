@@ -1,0 +1,58 @@
+/**
+ * One run of one unthrottled-overhead contender, in a process of its own (see unthrottled.ts):
+ *
+ *   node --expose-gc --import tsx bench/scenarios/unthrottled-child.ts '<json ChildRun>'
+ *
+ * It sends `warmup` messages (unmeasured: the JIT compiles the paths), then `n` through a fresh
+ * sender, measured, and prints one JSON line with the figures.
+ */
+import { makeMessages } from '../lib/messages.js';
+import { processCpuMicros } from '../lib/machine.js';
+import { collectGarbage, cpuMicros } from '../lib/timing.js';
+import { contenders } from './unthrottled-contenders.js';
+
+export interface ChildRun {
+  key: string;
+  host: string;
+  port: number;
+  warmup: number;
+  n: number;
+  tag: string;
+  /** Redis key prefix of the measured run; the warm-up uses `${prefix}-w`. */
+  prefix: string;
+  redisPid: number | undefined;
+}
+
+export interface ChildFigures {
+  elapsedMs: number;
+  cpuMicros: number;
+  redisCpuMicros: number | undefined;
+}
+
+const run = JSON.parse(process.argv[2] ?? '{}') as ChildRun;
+const contender = contenders.find((c) => c.key === run.key);
+if (!contender) throw new Error(`unknown contender ${JSON.stringify(run.key)}`);
+const receiver = { host: run.host, port: run.port };
+
+if (run.warmup > 0) {
+  const warm = contender.setup(receiver, `${run.prefix}-w`);
+  await warm.send(makeMessages(`${run.tag}-w`, run.warmup));
+  await warm.close();
+}
+
+const sender = contender.setup(receiver, run.prefix);
+const messages = makeMessages(run.tag, run.n);
+collectGarbage();
+const redisBefore = contender.redis ? processCpuMicros(run.redisPid) : undefined;
+const cpu = process.cpuUsage();
+const t0 = performance.now();
+await sender.send(messages);
+const figures: ChildFigures = {
+  elapsedMs: performance.now() - t0,
+  cpuMicros: cpuMicros(cpu),
+  redisCpuMicros: redisBefore === undefined ? undefined : (processCpuMicros(run.redisPid) ?? Number.NaN) - redisBefore,
+};
+await sender.close();
+process.stdout.write(`${JSON.stringify(figures)}\n`);
+// Anything a contender left behind (a timer) must not keep the process alive.
+process.exit(0);
