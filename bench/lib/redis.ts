@@ -1,7 +1,9 @@
 /** Redis chores of the benchmark: removing a run's keys, and finding the server's process. */
 import { Redis } from 'ioredis';
 
-export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+import { REDIS_URL } from './redis-url.js';
+
+export { REDIS_URL };
 
 /** Deletes the keys matching `pattern` (a run's own prefix: never a broad one). */
 export async function deleteKeys(pattern: string): Promise<number> {

@@ -35,12 +35,12 @@ if (!contender) throw new Error(`unknown contender ${JSON.stringify(run.key)}`);
 const receiver = { host: run.host, port: run.port };
 
 if (run.warmup > 0) {
-  const warm = contender.setup(receiver, `${run.prefix}-w`);
+  const warm = await contender.setup(receiver, `${run.prefix}-w`);
   await warm.send(makeMessages(`${run.tag}-w`, run.warmup));
   await warm.close();
 }
 
-const sender = contender.setup(receiver, run.prefix);
+const sender = await contender.setup(receiver, run.prefix);
 const messages = makeMessages(run.tag, run.n);
 collectGarbage();
 const redisBefore = contender.redis ? processCpuMicros(run.redisPid) : undefined;

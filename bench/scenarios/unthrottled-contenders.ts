@@ -3,9 +3,9 @@
  * and its child process (which runs one of them): see unthrottled.ts.
  */
 import nodemailer from 'nodemailer';
-import { createMailer, type Mailer } from '../lib/mailpacer.js';
+import type { Mailer } from '../lib/mailpacer.js';
 import { forMailpacer, forNodemailer, type BenchMessage } from '../lib/messages.js';
-import { REDIS_URL } from '../lib/redis.js';
+import { REDIS_URL } from '../lib/redis-url.js';
 
 /** Where a contender sends: the receiver's address. */
 export interface Receiver {
@@ -27,14 +27,16 @@ export interface Contender {
   baseline?: boolean;
   redis?: boolean;
   /** Prepares a sender for one run; `send` is what is timed. */
-  setup(sink: Receiver, prefix: string): { send(messages: BenchMessage[]): Promise<number>; close(): Promise<void> };
+  setup(sink: Receiver, prefix: string): Promise<{ send(messages: BenchMessage[]): Promise<number>; close(): Promise<void> }>;
 }
 
 function pool(sink: Receiver) {
   return nodemailer.createTransport({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: CONNECTIONS });
 }
 
-function mailer(sink: Receiver, redis: { prefix: string } | undefined): Mailer {
+/** A mailer from the built package, imported only by the processes that run mailpacer (raw nodemailer's load nothing of it). */
+async function mailer(sink: Receiver, redis: { prefix: string } | undefined): Promise<Mailer> {
+  const { createMailer } = await import('../lib/mailpacer.js');
   return createMailer({
     ...(redis && { redis: REDIS_URL, keyPrefix: redis.prefix }),
     providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: CONNECTIONS } },
@@ -63,7 +65,7 @@ export const contenders: Contender[] = [
     label: 'nodemailer pool, sendMail all at once',
     settings: `nodemailer.createTransport({ pool: true, maxConnections: ${CONNECTIONS} }) (maxMessages 100 by default); Promise.all of sendMail for every message`,
     baseline: true,
-    setup(sink) {
+    async setup(sink) {
       const transport = pool(sink);
       return {
         send: async (messages) => (await Promise.all(messages.map((m) => transport.sendMail(forNodemailer(m))))).length,
@@ -76,7 +78,7 @@ export const contenders: Contender[] = [
     label: `nodemailer pool, ${BATCH_CONCURRENCY} at a time`,
     settings: `the same pool; sendMail with at most ${BATCH_CONCURRENCY} messages in flight`,
     baseline: true,
-    setup(sink) {
+    async setup(sink) {
       const transport = pool(sink);
       return {
         async send(messages) {
@@ -92,8 +94,8 @@ export const contenders: Contender[] = [
     label: `mailpacer memory, sendBatch (concurrency ${BATCH_CONCURRENCY})`,
     settings: `createMailer({ providers: { sink: { transport, maxConnections: ${CONNECTIONS} } } }) (no rate, in-process limits, maxMessagesPerConnection 100 by default); sendBatch(messages, { concurrency: ${BATCH_CONCURRENCY} })`,
     goal: MEMORY_GOAL,
-    setup(sink) {
-      const m = mailer(sink, undefined);
+    async setup(sink) {
+      const m = await mailer(sink, undefined);
       return { send: (messages) => batch(m, messages), close: () => m.close() };
     },
   },
@@ -102,8 +104,8 @@ export const contenders: Contender[] = [
     label: 'mailpacer memory, send() all at once',
     settings: 'the same mailer; Promise.all of mailer.send() for every message',
     goal: MEMORY_GOAL,
-    setup(sink) {
-      const m = mailer(sink, undefined);
+    async setup(sink) {
+      const m = await mailer(sink, undefined);
       return { send: async (messages) => (await Promise.all(messages.map((msg) => m.send(forMailpacer(msg))))).length, close: () => m.close() };
     },
   },
@@ -113,8 +115,8 @@ export const contenders: Contender[] = [
     settings: `the same, with redis: '${REDIS_URL}' and a unique keyPrefix per run (limits and adaptive state in Redis; no batch id, so no ledger)`,
     goal: REDIS_GOAL,
     redis: true,
-    setup(sink, prefix) {
-      const m = mailer(sink, { prefix });
+    async setup(sink, prefix) {
+      const m = await mailer(sink, { prefix });
       return { send: (messages) => batch(m, messages), close: () => m.close() };
     },
   },
@@ -123,8 +125,8 @@ export const contenders: Contender[] = [
     label: 'mailpacer Redis, sendBatch with a batch id (ledger)',
     settings: 'the same, with sendBatch({ id }): every message is also claimed, marked sending and marked sent in the Redis ledger (resumable, no duplicates); information only, no goal',
     redis: true,
-    setup(sink, prefix) {
-      const m = mailer(sink, { prefix });
+    async setup(sink, prefix) {
+      const m = await mailer(sink, { prefix });
       return { send: (messages) => batch(m, messages, `${prefix}-batch`), close: () => m.close() };
     },
   },
