@@ -1,0 +1,65 @@
+/**
+ * One measured run in a process of its own, for A/B comparisons that `npm run bench` does not make
+ * (two builds of mailpacer, or raw nodemailer with another module loaded beside it):
+ *
+ *   node --expose-gc --import tsx bench/ab-one.ts <contender> [measured=20000] [warm-up=20000]
+ *
+ * contender: `raw` (nodemailer's pool, 8 connections, 64 messages in flight), `raw+<module>` (the
+ * same after importing <module>, such as `raw+ioredis`), or the path of a mailpacer build's
+ * `dist/index.js` (sendBatch, 8 connections, concurrency 64, memory mode). It starts smtp-sink,
+ * sends the warm-up (unmeasured), then the measured messages through a fresh sender, and prints
+ * one JSON line: msg/s and CPU µs per message. Interleave several contenders over several rounds:
+ *
+ *   for r in 1 2 3; do for c in raw raw+ioredis; do node --expose-gc --import tsx bench/ab-one.ts $c; done; done
+ */
+import nodemailer from 'nodemailer';
+import { forMailpacer, forNodemailer, makeMessages } from './lib/messages.js';
+import { startSink } from './lib/sink.js';
+import { collectGarbage, cpuMicros } from './lib/timing.js';
+
+const [contender = 'raw', measured = '20000', warmup = '20000'] = process.argv.slice(2);
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+}
+
+if (contender.startsWith('raw+')) await import(contender.slice(4));
+
+async function once(count: number, tag: string): Promise<{ perSecond: number; cpuMicrosPerMessage: number }> {
+  const sink = await startSink();
+  const messages = makeMessages(tag, count);
+  let send: () => Promise<unknown>;
+  let close: () => unknown;
+  if (contender === 'raw' || contender.startsWith('raw+')) {
+    const transport = nodemailer.createTransport({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: 8 });
+    send = () => mapLimit(messages, 64, (m) => transport.sendMail(forNodemailer(m)));
+    close = () => transport.close();
+  } else {
+    const { createMailer } = (await import(contender)) as typeof import('../src/index.js');
+    const mailer = createMailer({ providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: 8 } } });
+    send = async () => {
+      const report = await mailer.sendBatch(messages.map(forMailpacer), { concurrency: 64 });
+      if (report.sent !== count) throw new Error(`sent ${report.sent} of ${count}`);
+    };
+    close = () => mailer.close();
+  }
+  collectGarbage();
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  await send();
+  const ms = performance.now() - t0;
+  const used = cpuMicros(cpu);
+  await close();
+  const received = await sink.stop();
+  if (received !== null && received !== count) throw new Error(`the receiver counted ${received} of ${count}`);
+  return { perSecond: count / (ms / 1000), cpuMicrosPerMessage: used / count };
+}
+
+if (Number(warmup) > 0) await once(Number(warmup), `ab-w-${Date.now()}`);
+const figures = await once(Number(measured), `ab-m-${Date.now()}`);
+console.log(JSON.stringify({ contender, ...figures }));
+process.exit(0);
