@@ -54,9 +54,9 @@ export class RetryStopped extends Error {
 /**
  * Runs `attempt` until it succeeds. The first attempt runs on its own (most messages need no
  * other, and p-retry's setup costs more than the attempt's own bookkeeping); from the first
- * failure on, p-retry runs the loop and counts attempts; the deadline (`maxRetryTime`, moved
- * later by quota pauses) and the delay are ours (`retryDelay`), because it depends on what the server said (greylisting, a named delay,
- * a refused connection) and p-retry only knows exponential steps.
+ * failure on, p-retry runs the loop and counts attempts. The deadline (`maxRetryTime`, moved later
+ * by quota pauses) and the delay are ours: the delay (`retryDelay`) depends on what the server said
+ * (greylisting, a named delay, a refused connection), and p-retry only knows exponential steps.
  * Throws `RetryStopped` when it gives up, or the signal's reason when aborted.
  */
 export async function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
