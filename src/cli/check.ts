@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import nodemailer from 'nodemailer';
 import { parseOptions } from '../config/parse.js';
 import type { ProviderConfig } from '../config/schema.js';
@@ -82,9 +81,12 @@ async function checkRedis(redis: unknown, out: Output, options: CheckOptions): P
   const ours = typeof redis === 'string';
   const url = ours ? new URL(redis) : undefined;
   const where = url ? `${url.protocol}//${url.host}` : 'the configured client';
-  const client = ours ? new Redis(redis, { lazyConnect: true, connectTimeout: options.timeoutMs ?? 10_000, maxRetriesPerRequest: 0, retryStrategy: () => null }) : (redis as { ping(): Promise<unknown> });
+  // Loaded here, not with the CLI: `mailpacer send` without Redis must not pay for ioredis (loading
+  // it slows nodemailer down, docs/benchmarks.md).
+  const own = ours ? new (await import('ioredis')).Redis(redis, { lazyConnect: true, connectTimeout: options.timeoutMs ?? 10_000, maxRetriesPerRequest: 0, retryStrategy: () => null }) : undefined;
+  const client = own ?? (redis as { ping(): Promise<unknown> });
   try {
-    if (client instanceof Redis && ours) await client.connect();
+    if (own) await own.connect();
     await client.ping();
     out.write(`redis ${where}: reachable\n`);
     return 0;
@@ -92,7 +94,7 @@ async function checkRedis(redis: unknown, out: Output, options: CheckOptions): P
     out.write(`redis ${where}: FAILED: ${(error as Error).message}\n`);
     return 1;
   } finally {
-    if (client instanceof Redis && ours) client.disconnect();
+    own?.disconnect();
   }
 }
 

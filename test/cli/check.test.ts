@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
+import { freePort, redisAvailable } from '../helpers/redis-server.js';
 import { runCli, tempDir } from './helpers.js';
 
 describe('mailpacer check', () => {
@@ -80,6 +81,22 @@ export default config;
   it('says what is missing from the command line, with exit status 2', async () => {
     expect(await runCli(['check'])).toMatchObject({ code: 2, stderr: 'mailpacer: --config is required (see mailpacer --help)\n' });
     expect(await runCli(['check', '--cofnig', 'x'])).toMatchObject({ code: 2, stderr: 'mailpacer: check: unknown option --cofnig (see mailpacer --help)\n' });
+  });
+
+  it('checks the Redis of a config: reachable, or FAILED with exit status 1', async (context) => {
+    if (!(await redisAvailable())) context.skip();
+    const config = (redis: string) => `export default { redis: ${JSON.stringify(redis)}, providers: { local: { transport: ${JSON.stringify(server.transportOptions())} } } };\n`;
+    const up = join(dir.path, 'up.mjs');
+    await writeFile(up, config('redis://127.0.0.1:6379'));
+    const reachable = await runCli(['check', '--config', up]);
+    expect(reachable.stdout).toContain('redis redis://127.0.0.1:6379: reachable\n');
+    expect(reachable.code).toBe(0);
+    const down = join(dir.path, 'down.mjs');
+    const port = await freePort();
+    await writeFile(down, config(`redis://127.0.0.1:${port}`));
+    const failed = await runCli(['check', '--config', down]);
+    expect(failed.stdout).toMatch(new RegExp(`redis redis://127\\.0\\.0\\.1:${port}: FAILED: .+`));
+    expect(failed.code).toBe(1);
   });
 
   it('says so in one line when the config file does not exist', async () => {
