@@ -85,13 +85,16 @@ async function checkRedis(redis: unknown, out: Output, options: CheckOptions): P
   // it slows nodemailer down, docs/benchmarks.md).
   const own = ours ? new (await import('ioredis')).Redis(redis, { lazyConnect: true, connectTimeout: options.timeoutMs ?? 10_000, maxRetriesPerRequest: 0, retryStrategy: () => null }) : undefined;
   const client = own ?? (redis as { ping(): Promise<unknown> });
+  // ioredis rejects a refused connection with "Connection is closed."; its 'error' event says why.
+  let cause: Error | undefined;
+  own?.on('error', (error: Error) => (cause ??= error));
   try {
     if (own) await own.connect();
     await client.ping();
     out.write(`redis ${where}: reachable\n`);
     return 0;
   } catch (error) {
-    out.write(`redis ${where}: FAILED: ${(error as Error).message}\n`);
+    out.write(`redis ${where}: FAILED: ${(cause ?? (error as Error)).message}\n`);
     return 1;
   } finally {
     own?.disconnect();

@@ -95,7 +95,7 @@ export default config;
     const port = await freePort();
     await writeFile(down, config(`redis://127.0.0.1:${port}`));
     const failed = await runCli(['check', '--config', down]);
-    expect(failed.stdout).toMatch(new RegExp(`redis redis://127\\.0\\.0\\.1:${port}: FAILED: .+`));
+    expect(failed.stdout).toMatch(new RegExp(`redis redis://127\\.0\\.0\\.1:${port}: FAILED: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\n`));
     expect(failed.code).toBe(1);
   });
 
