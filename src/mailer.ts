@@ -100,13 +100,17 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     const parts: Part[] = (recipients.length > limit ? chunk(recipients, limit) : [recipients]).map((to) => ({ to }));
     const results: SentMessageInfo[] = [];
     let attempts = 0;
+    /** A retry of `to` is scheduled: counted for `stats()` and told through the `retry` event. */
+    const deferred = (attempt: number, retriesLeft: number, delayMs: number, reply: Reply, to: readonly string[]) => {
+      lane.countDeferred();
+      emitter.emit('retry', { attempt, retriesLeft, delayMs, decision: reply.decision.kind, responseCode: reply.responseCode, response: reply.response, provider: lane.provider, lane: lane.name, messageId: id, recipients: to });
+    };
     while (parts.length > 0) {
       const { to: part, later } = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
       try {
         if (later) {
-          lane.countDeferred();
-          emitter.emit('retry', { attempt: attempts, retriesLeft: config.retry.retries, delayMs: later.delayMs, decision: later.decision.kind, responseCode: later.responseCode, response: later.response, provider: lane.provider, lane: lane.name, messageId: id, recipients: part });
+          deferred(attempts, config.retry.retries, later.delayMs, later, part);
           await sleep(later.delayMs, signal);
         }
         const result = await withRetry(({ deadline, paused }) => lane.attempt(mail, { signal, deadline, beforeSend, onPaused: paused }), {
@@ -114,10 +118,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           signal,
           resendInDoubt,
           canSplit: part.length > 1,
-          onRetry: ({ attempt, retriesLeft, delayMs, failure }) => {
-            lane.countDeferred();
-            emitter.emit('retry', { attempt: attempts + attempt, retriesLeft, delayMs, decision: failure.decision.kind, responseCode: failure.responseCode, response: failure.response, provider: lane.provider, lane: lane.name, messageId: id, recipients: part });
-          },
+          onRetry: ({ attempt, retriesLeft, delayMs, failure }) => deferred(attempts + attempt, retriesLeft, delayMs, failure, part),
         });
         attempts += result.attempts;
         results.push(result.value);
@@ -125,8 +126,10 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         // refused for now for another reason (greylisted, mailbox busy), together, after the delay
         // their reply calls for.
         const refused = refusedForNow(result.value, config.retry);
-        parts.push(...halves(refused.tooMany).map((to) => ({ to })));
-        if (refused.later) parts.push(refused.later);
+        if (refused) {
+          parts.push(...halves(refused.tooMany).map((to) => ({ to })));
+          if (refused.later) parts.push(refused.later);
+        }
       } catch (error) {
         if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });
         if (signal.aborted) throw new AbortedError('send aborted', { cause: signal.reason });
@@ -220,20 +223,29 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
 
 const halves = <T>(items: readonly T[]): T[][] => (items.length > 1 ? chunk(items, Math.ceil(items.length / 2)) : items.length === 1 ? [[...items]] : []);
 
+/** What a server answered, as far as the `retry` event tells it. */
+interface Reply {
+  decision: Decision;
+  responseCode?: number | undefined;
+  response?: string | undefined;
+}
+
 /** Recipients of one SMTP transaction; `later` when they go again after the server refused them for now. */
 interface Part {
   to: readonly string[];
-  later?: { delayMs: number; decision: Decision; responseCode: number | undefined; response: string | undefined };
+  later?: Reply & { delayMs: number };
 }
 
 /**
  * Recipients a server refused at `RCPT TO` while it took the message for the others, and that may
  * be taken later: "452 too many recipients" (`tooMany`), and any other temporary refusal
  * (greylisting, a mailbox busy or over its rate: `later`, with the longest delay their replies call
- * for). A permanent refusal (550 user unknown) stays in `rejected`.
+ * for). A permanent refusal (550 user unknown) stays in `rejected`. `undefined` when the server
+ * refused no recipient (the usual case: nothing is allocated then).
  */
-function refusedForNow(info: SentMessageInfo, retry: Parameters<typeof retryDelay>[2]): { tooMany: string[]; later: Part | undefined } {
-  const errors = (info as { rejectedErrors?: Array<{ recipient?: string; responseCode?: number; response?: string } & Record<string, unknown>> }).rejectedErrors ?? [];
+function refusedForNow(info: SentMessageInfo, retry: Parameters<typeof retryDelay>[2]): { tooMany: string[]; later: Part | undefined } | undefined {
+  const errors = (info as { rejectedErrors?: Array<{ recipient?: string; responseCode?: number; response?: string } & Record<string, unknown>> }).rejectedErrors;
+  if (!errors || errors.length === 0) return undefined;
   const tooMany: string[] = [];
   const to: string[] = [];
   let later: Part['later'];

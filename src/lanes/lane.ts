@@ -219,6 +219,7 @@ export class Lane {
     const state = await this.#options.limiter.state().catch(() => this.#state);
     const configuredRate = tightestRate(this.#options.spec);
     const now = Date.now();
+    const pausedUntil = Math.max(state.pausedUntil, this.#quotaUntil > now ? this.#quotaUntil : 0);
     return {
       provider: this.provider,
       lane: this.name,
@@ -230,8 +231,8 @@ export class Lane {
       queued: this.#queue.size,
       inFlight: this.#sending + this.#pacing,
       ...this.#counts,
-      state: state.stopped ? 'stopped' : Math.max(state.pausedUntil, this.#quotaUntil) > now ? 'paused' : this.#workers > 0 ? 'sending' : 'idle',
-      pausedUntil: Math.max(state.pausedUntil, this.#quotaUntil > now ? this.#quotaUntil : 0),
+      state: state.stopped ? 'stopped' : pausedUntil > now ? 'paused' : this.#workers > 0 ? 'sending' : 'idle',
+      pausedUntil,
     };
   }
 
@@ -420,11 +421,7 @@ export class Lane {
           this.#failQueued();
           return 'close';
         }
-        if (this.#quotaWait(job, waitMs)) {
-          this.#requeue(job);
-          this.#wakeAt(this.#quotaUntil - Date.now());
-          return 'close';
-        }
+        if (this.#quotaWait(job, waitMs)) return this.#waitForSlot(job);
         // Paused for longer than a connection should idle (a quota, a named delay): give the
         // connection back and put the message back in line until the pause ends.
         if (this.#state.pausedUntil - Date.now() > CONNECTION_IDLE_MS && waitMs > CONNECTION_IDLE_MS) {
@@ -472,12 +469,8 @@ export class Lane {
       info = await connection.send(job.mail, gate);
     } catch (error) {
       this.#sending--;
-      if (deferred) {
-        // Nothing went out (the body is held back until the gate opens): back in line, with its slot.
-        this.#requeue(job);
-        this.#wakeAt(this.#quotaUntil - Date.now());
-        return 'close';
-      }
+      // Nothing went out (the body is held back until the gate opens): back in line, with its slot.
+      if (deferred) return this.#waitForSlot(job);
       return this.#failed(job, withReply(error, connection.lastReply()), connection.streamed());
     }
     this.#sending--;
@@ -623,6 +616,13 @@ export class Lane {
     job.slotAt = Date.now() + waitMs;
     if (job.slotAt > this.#quotaUntil) this.#quotaUntil = job.slotAt;
     return true;
+  }
+
+  /** Puts a job holding a quota slot back in line until its slot, and gives its connection back. */
+  #waitForSlot(job: Job): 'close' {
+    this.#requeue(job);
+    this.#wakeAt(this.#quotaUntil - Date.now());
+    return 'close';
   }
 
   /** Moves the job's deadline by the quota pauses it waited through in line, and tells its caller. */
