@@ -3,6 +3,7 @@ import { parseOptions } from '../config/parse.js';
 import type { ProviderConfig } from '../config/schema.js';
 import { createMailer } from '../index.js';
 import { asWindows } from '../lanes/lanes.js';
+import { loadRedis } from '../limiter/connect.js';
 import { collectSecrets, createRedactor } from '../redact.js';
 import { loadConfigFile } from './config-file.js';
 import { count, duration, errorText, windowText, type Output } from './format.js';
@@ -83,7 +84,7 @@ async function checkRedis(redis: unknown, out: Output, options: CheckOptions): P
   const where = url ? `${url.protocol}//${url.host}` : 'the configured client';
   // Loaded here, not with the CLI: `mailpacer send` without Redis must not pay for ioredis (loading
   // it slows nodemailer down, docs/benchmarks.md).
-  const own = ours ? new (await import('ioredis')).Redis(redis, { lazyConnect: true, connectTimeout: options.timeoutMs ?? 10_000, maxRetriesPerRequest: 0, retryStrategy: () => null }) : undefined;
+  const own = ours ? new (loadRedis())(redis, { lazyConnect: true, connectTimeout: options.timeoutMs ?? 10_000, maxRetriesPerRequest: 0, retryStrategy: () => null }) : undefined;
   const client = own ?? (redis as { ping(): Promise<unknown> });
   // ioredis rejects a refused connection with "Connection is closed."; its 'error' event says why.
   let cause: Error | undefined;

@@ -7,7 +7,7 @@ import type { RedisLike } from './redis.js';
  * alone made raw nodemailer's sends cost 9 % more CPU in the same process (370 → 403 µs per
  * message, docs/benchmarks.md), a price a mailer without Redis need not pay.
  */
-function loadRedis(): new (url: string, options: RedisOptions) => RedisClient {
+export function loadRedis(): new (url: string, options: RedisOptions) => RedisClient {
   const ioredis = createRequire(import.meta.url)('ioredis') as { Redis?: unknown; default?: unknown };
   return (ioredis.Redis ?? ioredis.default ?? ioredis) as new (url: string, options: RedisOptions) => RedisClient;
 }
