@@ -12,20 +12,12 @@
  *
  *   for r in 1 2 3; do for c in raw raw+ioredis; do node --expose-gc --import tsx bench/ab-one.ts $c; done; done
  */
-import nodemailer from 'nodemailer';
-import { forMailpacer, forNodemailer, makeMessages } from './lib/messages.js';
+import { forMailpacer, makeMessages } from './lib/messages.js';
 import { startSink } from './lib/sink.js';
 import { collectGarbage, cpuMicros } from './lib/timing.js';
+import { BATCH_CONCURRENCY, CONNECTIONS, contenders } from './scenarios/unthrottled-contenders.js';
 
 const [contender = 'raw', measured = '20000', warmup = '20000'] = process.argv.slice(2);
-
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
-}
 
 if (contender.startsWith('raw+')) await import(contender.slice(4));
 
@@ -35,14 +27,15 @@ async function once(count: number, tag: string): Promise<{ perSecond: number; cp
   let send: () => Promise<unknown>;
   let close: () => unknown;
   if (contender === 'raw' || contender.startsWith('raw+')) {
-    const transport = nodemailer.createTransport({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: 8 });
-    send = () => mapLimit(messages, 64, (m) => transport.sendMail(forNodemailer(m)));
-    close = () => transport.close();
+    // The unthrottled scenario's baseline, as it is.
+    const raw = await contenders.find((c) => c.key === 'nodemailer-64')!.setup(sink, '');
+    send = () => raw.send(messages);
+    close = () => raw.close();
   } else {
     const { createMailer } = (await import(contender)) as typeof import('../src/index.js');
-    const mailer = createMailer({ providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: 8 } } });
+    const mailer = createMailer({ providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: CONNECTIONS } } });
     send = async () => {
-      const report = await mailer.sendBatch(messages.map(forMailpacer), { concurrency: 64 });
+      const report = await mailer.sendBatch(messages.map(forMailpacer), { concurrency: BATCH_CONCURRENCY });
       if (report.sent !== count) throw new Error(`sent ${report.sent} of ${count}`);
     };
     close = () => mailer.close();

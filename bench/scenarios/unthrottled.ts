@@ -142,7 +142,7 @@ export async function runUnthrottled(options: ScenarioOptions): Promise<Scenario
       `${rounds} round(s), the contenders interleaved in each. msg/s and CPU/msg: the median of the rounds; "× raw nodemailer": the median over rounds of msg/s ÷ the better raw nodemailer figure of the same round (the goal is on this); "best round": the contender's best msg/s ÷ the best raw figure of any round; "msg/s per round" gives each round's figure and ratio.`,
       ...contenders.map((c) => `${c.label}: ${c.settings}.`),
       'msg/s = N / (first send → last settle); CPU/msg = the sending process\'s user+system CPU over the same interval ÷ N (the receiver runs in another process).',
-      'raw CPU/msg ÷ this: the median raw nodemailer CPU per message (the lower baseline) ÷ this row\'s; the client is CPU-bound on one thread, so this ratio predicts the throughput ratio on a quiet machine and is less disturbed by other load than msg/s (information only; the goal is on msg/s).',
+      `raw CPU/msg ÷ this: the median of the lowest ${rounds} raw nodemailer CPU-per-message figures of either baseline (in practice the lower baseline's rounds) ÷ this row's; the client is CPU-bound on one thread, so this ratio predicts the throughput ratio on a quiet machine and is less disturbed by other load than msg/s (information only; the goal is on msg/s).`,
       'Redis CPU/msg: the redis-server process\'s CPU over the measured run ÷ N, from /proc (10 ms resolution; the Redis instance is shared with whatever else runs on the machine, so it is an upper bound).',
     ],
     columns: [
