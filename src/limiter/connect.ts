@@ -3,9 +3,10 @@ import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { RedisLike } from './redis.js';
 
 /**
- * ioredis, loaded when a mailer first needs it (a `redis` URL), not with mailpacer: loading it
- * alone made raw nodemailer's sends cost 9 % more CPU in the same process (370 → 403 µs per
- * message, docs/benchmarks.md), a price a mailer without Redis need not pay.
+ * ioredis, loaded when a mailer first needs it (a `redis` URL), not with mailpacer: a mailer
+ * without Redis has no use for it. (ioredis 6, loaded at all, made nodemailer's sends in the same
+ * process cost 4–30 % more CPU; ioredis 5, the one mailpacer depends on, costs nothing measurable:
+ * docs/benchmarks.md.)
  */
 export function loadRedis(): new (url: string, options: RedisOptions) => RedisClient {
   const ioredis = createRequire(import.meta.url)('ioredis') as { Redis?: unknown; default?: unknown };
