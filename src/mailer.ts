@@ -97,7 +97,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     // server says so (452 4.5.3): each part is one SMTP transaction, paced and retried on its own.
     // Recipients the server refused for now while it took the others go again in a part of their own.
     const limit = config.providers[lane.provider]!.maxRecipientsPerMessage ?? Infinity;
-    const parts: Part[] = (recipients.length > limit ? chunk(recipients, limit) : [recipients]).map((to) => ({ to }));
+    const parts: Part[] = recipients.length > limit ? chunk(recipients, limit).map((to) => ({ to })) : [{ to: recipients }];
     const results: SentMessageInfo[] = [];
     let attempts = 0;
     /** A retry of `to` is scheduled: counted for `stats()` and told through the `retry` event. */
@@ -160,7 +160,11 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       const rejected = ((value as { rejected?: unknown[] }).rejected ?? []).map(String);
       emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
     }
-    return Object.assign(value, { attempts, provider: lane.provider, id });
+    const result = value as SendResult;
+    result.attempts = attempts;
+    result.provider = lane.provider;
+    result.id = id;
+    return result;
   }
 
   function failed(lane: string, id: string | undefined, recipients: readonly string[], error: DeliveryError): DeliveryError {

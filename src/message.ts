@@ -35,7 +35,7 @@ export function prepareMessage(message: Message): PreparedMessage | { problem: s
   const { id, provider, ...mail } = message;
   if (id !== undefined && (typeof id !== 'string' || id.length === 0)) return { problem: 'message id must be a non-empty string' };
   const envelopeTo = mail.envelope && typeof mail.envelope === 'object' ? (mail.envelope as { to?: AddressInput }).to : undefined;
-  const listed = envelopeTo !== undefined ? addresses(envelopeTo) : [...addresses(mail.to), ...addresses(mail.cc), ...addresses(mail.bcc)];
+  const listed = envelopeTo !== undefined ? addresses(envelopeTo) : mail.cc === undefined && mail.bcc === undefined ? addresses(mail.to) : addresses([mail.to, mail.cc, mail.bcc].filter((field) => field !== undefined) as AddressInput);
   if (listed.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)' };
   const malformed = listed.find((address) => !isAddress(address));
   if (malformed !== undefined) return { problem: `malformed recipient address ${JSON.stringify(malformed)}` };
@@ -46,6 +46,8 @@ export function prepareMessage(message: Message): PreparedMessage | { problem: s
 /** Every address of an address field, however it was written. */
 export function addresses(input: AddressInput): string[] {
   if (input === undefined || input === null || input === '') return [];
+  // One bare address (a newsletter's `to`): no parser, no de-duplication to do.
+  if (typeof input === 'string' && BARE_ADDRESS.test(input)) return [input];
   const items: unknown[] = Array.isArray(input) ? (input as unknown[]).flat(4) : [input];
   const out: string[] = [];
   for (const item of items) {
@@ -70,8 +72,18 @@ function isAddress(address: string): boolean {
   return at > 0 && at < address.length - 1 && !/\s/.test(address) && !address.slice(at + 1).startsWith('.');
 }
 
+// A batch sends from one address: its domain is worked out once, not per message.
+let lastFrom: unknown;
+let lastDomain = 'mailpacer.invalid';
+
 function senderDomain(from: SendMailOptions['from']): string {
+  if (typeof from === 'string' && from === lastFrom) return lastDomain;
   const [address] = addresses(from);
   const domain = address?.split('@')[1];
-  return domain && /^[A-Za-z0-9.-]+$/.test(domain) ? domain : 'mailpacer.invalid';
+  const found = domain && /^[A-Za-z0-9.-]+$/.test(domain) ? domain : 'mailpacer.invalid';
+  if (typeof from === 'string') {
+    lastFrom = from;
+    lastDomain = found;
+  }
+  return found;
 }
