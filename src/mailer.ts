@@ -19,7 +19,8 @@ import { addresses, prepareMessage, type Message, type PreparedMessage } from '.
 import { classifySmtpError, isTooManyRecipients } from './smtp/classify.js';
 import type { Decision } from './smtp/decision.js';
 import { isRetryable, retryDelay } from './retry/backoff.js';
-import { withRetry, RetryStopped } from './retry/retry.js';
+import { Deadline, withRetry, RetryStopped } from './retry/retry.js';
+import { AttemptFailure } from './retry/attempt-failure.js';
 import { sleep } from './retry/sleep.js';
 
 /** What `send()` resolves with: nodemailer's info, plus how it went. */
@@ -100,6 +101,8 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     const parts: Part[] = recipients.length > limit ? chunk(recipients, limit).map((to) => ({ to })) : [{ to: recipients }];
     const results: SentMessageInfo[] = [];
     let attempts = 0;
+    /** One `maxRetryTime` for the whole message, from its first attempt: its parts share it. */
+    let clock: Deadline | undefined;
     /** A retry of `to` is scheduled: counted for `stats()` and told through the `retry` event. */
     const deferred = (attempt: number, retriesLeft: number, delayMs: number, reply: Reply, to: readonly string[]) => {
       lane.countDeferred();
@@ -109,7 +112,12 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       const { to: part, later } = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
       try {
+        clock ??= new Deadline(Date.now() + config.retry.maxRetryTime);
         if (later) {
+          // Recipients refused for now that could only go again after the message's retry time.
+          if (Date.now() + later.delayMs >= clock.at) {
+            throw new RetryStopped(new AttemptFailure(later.decision, { lane: lane.name, responseCode: later.responseCode, response: later.response }), 0, 'deadline');
+          }
           deferred(attempts, config.retry.retries, later.delayMs, later, part);
           await sleep(later.delayMs, signal);
         }
@@ -117,6 +125,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           retry: config.retry,
           signal,
           resendInDoubt,
+          deadline: clock,
           canSplit: part.length > 1,
           onRetry: ({ attempt, retriesLeft, delayMs, failure }) => deferred(attempts + attempt, retriesLeft, delayMs, failure, part),
         });

@@ -260,6 +260,18 @@ describe('createMailer().send against a throttling server', () => {
     expect(events.sent).toMatchObject([{ rejected: ['c@example.net'], attempts: 2 }]);
   });
 
+  it('does not send again to recipients refused for now when that would be past the message\'s maxRetryTime', async () => {
+    const srv = await server({ script: [{ match: 'b@example.net', code: 450, reply: '450 4.2.0 <b@example.net>: Recipient address rejected: Greylisted' }] });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, greylistDelay: '1h', maxRetryTime: '1m' } });
+    const events = record(m);
+    const error = await m.send({ ...message(0), to: ['a@example.net', 'b@example.net'] }).catch((e: unknown) => e);
+    expect(isDeliveryError(error) && error.message).toMatch(/450 4\.2\.0 .*Greylisted \(out of retry time\) \(after 1 of 2 recipients accepted\)/);
+    expect(isDeliveryError(error) && error.decision).toBe('greylisted');
+    expect(srv.accepted.map((a) => a.to)).toEqual([['a@example.net']]);
+    // It fails at once: no retry was scheduled for b.
+    expect(events.retry).toEqual([]);
+  });
+
   it('fails a message whose recipient is refused for now until its retries run out, saying how many were reached', async () => {
     const srv = await server({ script: [{ match: 'b@example.net', code: 451, reply: '451 4.3.0 <b@example.net>: Temporary lookup failure' }] });
     const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, retries: 2 } });

@@ -37,6 +37,11 @@ export interface RetryLoopOptions {
   canSplit?: boolean;
   random?: () => number;
   now?: () => number;
+  /**
+   * The message's deadline, when several loops share it (a message sent in parts: every part
+   * within the one `maxRetryTime`). By default each loop has its own, from its first attempt.
+   */
+  deadline?: Deadline | undefined;
 }
 
 /** Why the loop stopped without a success: the last failure and how many attempts it took. */
@@ -60,7 +65,7 @@ export class RetryStopped extends Error {
  * Throws `RetryStopped` when it gives up, or the signal's reason when aborted.
  */
 export async function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
-  const clock = new Deadline((options.now ?? Date.now)() + options.retry.maxRetryTime);
+  const clock = options.deadline ?? new Deadline((options.now ?? Date.now)() + options.retry.maxRetryTime);
   // The first attempt, inline.
   if (options.signal?.aborted) throw toError(options.signal.reason);
   try {
@@ -71,8 +76,8 @@ export async function withRetry<T>(attempt: (context: AttemptContext) => Promise
   }
 }
 
-/** A message's retry deadline, which quota pauses move later. */
-class Deadline {
+/** A message's retry deadline (epoch ms), which quota pauses move later. */
+export class Deadline {
   constructor(public at: number) {}
   /** Bound, so that it can be handed to an attempt as it is. */
   paused = (ms: number): void => {

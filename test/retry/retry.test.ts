@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AttemptFailure } from '../../src/retry/attempt-failure.js';
-import { RetryStopped, withRetry, type RetryInfo } from '../../src/retry/retry.js';
+import { Deadline, RetryStopped, withRetry, type RetryInfo } from '../../src/retry/retry.js';
 import type { DecisionKind } from '../../src/smtp/decision.js';
 
 const retry = { retries: 3, minDelay: 1_000, maxDelay: 60_000, factor: 2, greylistDelay: 300_000, maxRetryTime: 3_600_000 };
@@ -129,6 +129,34 @@ describe('withRetry', () => {
     const { result, calls } = await run([failure('greylisted'), 'ok'], { maxRetryTime: 60_000 });
     expect((result as { error: RetryStopped }).error.reason).toBe('deadline');
     expect(calls).toEqual([0]);
+  });
+
+  it('lets loops that share a deadline (the parts of one message) retry only within it', async () => {
+    // The first part of a message takes 40 s to go through (two retries); the second then has the
+    // 20 s left of the message's 60 s, not 60 s of its own.
+    const clock = new Deadline(60_000);
+    const loop = (script: Array<AttemptFailure | 'ok'>) => {
+      const calls: number[] = [];
+      const promise = withRetry(
+        async ({ attempt, deadline }) => {
+          calls.push(deadline);
+          const step = script[attempt - 1] ?? 'ok';
+          if (step === 'ok') return 'sent';
+          throw step;
+        },
+        { retry: { ...retry, maxRetryTime: 60_000 }, random: () => 0.5, deadline: clock },
+      );
+      return { calls, settled: promise.then((value) => ({ value }), (error: unknown) => ({ error })) };
+    };
+    const first = loop([failure('transient', 20_000), failure('transient', 20_000), 'ok']);
+    await vi.runAllTimersAsync();
+    expect(await first.settled).toEqual({ value: { value: 'sent', attempts: 3 } });
+    expect(Date.now()).toBe(40_000);
+    const second = loop([failure('transient', 25_000), 'ok']);
+    await vi.runAllTimersAsync();
+    const error = ((await second.settled) as { error: RetryStopped }).error;
+    expect(error.reason).toBe('deadline');
+    expect(second.calls).toEqual([60_000]);
   });
 
   it('stops waiting when the signal aborts', async () => {
