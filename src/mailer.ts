@@ -115,7 +115,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         clock ??= new Deadline(Date.now() + config.retry.maxRetryTime);
         if (later) {
           // Recipients refused for now that could only go again after the message's retry time.
-          if (Date.now() + later.delayMs >= clock.at) {
+          if (!clock.allows(later.decision, later.delayMs, Date.now())) {
             throw new RetryStopped(new AttemptFailure(later.decision, { lane: lane.name, responseCode: later.responseCode, response: later.response }), 0, 'deadline');
           }
           deferred(attempts, config.retry.retries, later.delayMs, later, part);

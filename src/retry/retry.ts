@@ -3,6 +3,7 @@ import type { RetryConfig } from '../config/schema.js';
 import { AttemptFailure } from './attempt-failure.js';
 import { consumesRetry, isRetryable, retryDelay } from './backoff.js';
 import { sleep } from './sleep.js';
+import type { Decision } from '../smtp/decision.js';
 
 export interface AttemptContext {
   /** The attempt, from 1. */
@@ -83,6 +84,18 @@ export class Deadline {
   paused = (ms: number): void => {
     if (ms > 0) this.at += ms;
   };
+
+  /**
+   * Whether the message may wait `delayMs` for the retry `decision` calls for. A quota pause is the
+   * account's: the message waits it out, and the wait moves the deadline instead of counting.
+   */
+  allows(decision: Decision, delayMs: number, now: number): boolean {
+    if (decision.kind === 'quota-exceeded') {
+      this.paused(delayMs);
+      return true;
+    }
+    return now + delayMs < this.at;
+  }
 }
 
 /** The loop after a first failed attempt. */
@@ -106,9 +119,7 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
     const retriesLeft = retry.retries - consumed;
     if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');
     const delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
-    // A quota pause is the account's: the message waits it out, and the wait does not count.
-    if (decision.kind === 'quota-exceeded') clock.paused(delayMs);
-    else if (now() + delayMs >= clock.at) throw new RetryStopped(failure, attempts, 'deadline');
+    if (!clock.allows(decision, delayMs, now())) throw new RetryStopped(failure, attempts, 'deadline');
     if (consumes) consumed++;
     else if (decision.kind === 'connection-limited') refusals++;
     options.onRetry?.({ attempt: attempts, retriesLeft: consumes ? retriesLeft - 1 : retriesLeft, delayMs, failure });
