@@ -169,11 +169,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       const rejected = ((value as { rejected?: unknown[] }).rejected ?? []).map(String);
       emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
     }
-    const result = value as SendResult;
-    result.attempts = attempts;
-    result.provider = lane.provider;
-    result.id = id;
-    return result;
+    return Object.assign(value, { attempts, provider: lane.provider, id });
   }
 
   function failed(lane: string, id: string | undefined, recipients: readonly string[], error: DeliveryError): DeliveryError {

@@ -35,7 +35,7 @@ export function prepareMessage(message: Message): PreparedMessage | { problem: s
   const { id, provider, ...mail } = message;
   if (id !== undefined && (typeof id !== 'string' || id.length === 0)) return { problem: 'message id must be a non-empty string' };
   const envelopeTo = mail.envelope && typeof mail.envelope === 'object' ? (mail.envelope as { to?: AddressInput }).to : undefined;
-  const listed = envelopeTo !== undefined ? addresses(envelopeTo) : mail.cc === undefined && mail.bcc === undefined ? addresses(mail.to) : addresses([mail.to, mail.cc, mail.bcc].filter((field) => field !== undefined) as AddressInput);
+  const listed = envelopeTo !== undefined ? addresses(envelopeTo) : addresses([mail.to, mail.cc, mail.bcc] as AddressInput);
   if (listed.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)' };
   const malformed = listed.find((address) => !isAddress(address));
   if (malformed !== undefined) return { problem: `malformed recipient address ${JSON.stringify(malformed)}` };
@@ -72,18 +72,8 @@ function isAddress(address: string): boolean {
   return at > 0 && at < address.length - 1 && !/\s/.test(address) && !address.slice(at + 1).startsWith('.');
 }
 
-// A batch sends from one address: its domain is worked out once, not per message.
-let lastFrom: unknown;
-let lastDomain = 'mailpacer.invalid';
-
 function senderDomain(from: SendMailOptions['from']): string {
-  if (typeof from === 'string' && from === lastFrom) return lastDomain;
   const [address] = addresses(from);
   const domain = address?.split('@')[1];
-  const found = domain && /^[A-Za-z0-9.-]+$/.test(domain) ? domain : 'mailpacer.invalid';
-  if (typeof from === 'string') {
-    lastFrom = from;
-    lastDomain = found;
-  }
-  return found;
+  return domain && /^[A-Za-z0-9.-]+$/.test(domain) ? domain : 'mailpacer.invalid';
 }
