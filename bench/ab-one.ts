@@ -5,17 +5,18 @@
  *   node --expose-gc --import tsx bench/ab-one.ts <contender> [measured=20000] [warm-up=20000]
  *
  * contender: `raw` (nodemailer's pool, 8 connections, 64 messages in flight), `raw+<module>` (the
- * same after importing <module>, such as `raw+ioredis`), or the path of a mailpacer build's
- * `dist/index.js` (sendBatch, 8 connections, concurrency 64, memory mode). It starts smtp-sink,
+ * same after importing <module>, such as `raw+ioredis`), `raw-8x1` (eight pools of one connection
+ * each, mailpacer's shape; 64 messages in flight, 8 on each), or the absolute path of a mailpacer
+ * build's `dist/index.js` inside this checkout (sendBatch, 8 connections, concurrency 64, memory mode). It starts smtp-sink,
  * sends the warm-up (unmeasured), then the measured messages through a fresh sender, and prints
  * one JSON line: msg/s and CPU µs per message. Interleave several contenders over several rounds:
  *
  *   for r in 1 2 3; do for c in raw raw+ioredis; do node --expose-gc --import tsx bench/ab-one.ts $c; done; done
  */
-import { forMailpacer, makeMessages } from './lib/messages.js';
+import { forNodemailer, makeMessages } from './lib/messages.js';
 import { startSink } from './lib/sink.js';
 import { collectGarbage, cpuMicros } from './lib/timing.js';
-import { BATCH_CONCURRENCY, CONNECTIONS, contenders } from './scenarios/unthrottled-contenders.js';
+import { batch, BATCH_CONCURRENCY, CONNECTIONS, contenders, mailer, pool } from './scenarios/unthrottled-contenders.js';
 
 const [contender = 'raw', measured = '20000', warmup = '20000'] = process.argv.slice(2);
 
@@ -31,14 +32,22 @@ async function once(count: number, tag: string): Promise<{ perSecond: number; cp
     const raw = await contenders.find((c) => c.key === 'nodemailer-64')!.setup(sink, '');
     send = () => raw.send(messages);
     close = () => raw.close();
+  } else if (contender === 'raw-8x1') {
+    const pools = Array.from({ length: CONNECTIONS }, () => pool(sink, 1));
+    // 64 senders take the next message in turn; sender w sends through pool w % 8.
+    let next = 0;
+    send = () =>
+      Promise.all(
+        Array.from({ length: BATCH_CONCURRENCY }, async (_, w) => {
+          while (next < messages.length) await pools[w % CONNECTIONS]!.sendMail(forNodemailer(messages[next++]!));
+        }),
+      );
+    close = () => pools.forEach((one) => one.close());
   } else {
     const { createMailer } = (await import(contender)) as typeof import('../src/index.js');
-    const mailer = createMailer({ providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: CONNECTIONS } } });
-    send = async () => {
-      const report = await mailer.sendBatch(messages.map(forMailpacer), { concurrency: BATCH_CONCURRENCY });
-      if (report.sent !== count) throw new Error(`sent ${report.sent} of ${count}`);
-    };
-    close = () => mailer.close();
+    const m = await mailer(sink, undefined, createMailer);
+    send = () => batch(m, messages);
+    close = () => m.close();
   }
   collectGarbage();
   const cpu = process.cpuUsage();

@@ -22,7 +22,7 @@ export interface Contender {
   key: string;
   label: string;
   settings: string;
-  /** Compared with the best raw nodemailer figure; `undefined` for the baselines and for information rows. */
+  /** Compared with the raw nodemailer runs beside it (unthrottled.ts); `undefined` for the baselines and for information rows. */
   goal?: number;
   baseline?: boolean;
   redis?: boolean;
@@ -30,13 +30,16 @@ export interface Contender {
   setup(sink: Receiver, prefix: string): Promise<{ send(messages: BenchMessage[]): Promise<number>; close(): Promise<void> }>;
 }
 
-function pool(sink: Receiver) {
-  return nodemailer.createTransport({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: CONNECTIONS });
+export function pool(sink: Receiver, maxConnections = CONNECTIONS) {
+  return nodemailer.createTransport({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections });
 }
 
-/** A mailer from the built package, imported only by the processes that run mailpacer (raw nodemailer's load nothing of it). */
-async function mailer(sink: Receiver, redis: { prefix: string } | undefined): Promise<Mailer> {
-  const { createMailer } = await import('../lib/mailpacer.js');
+/**
+ * A mailer from the built package, imported only by the processes that run mailpacer (raw
+ * nodemailer's load nothing of it), or from another build's `createMailer` (bench/ab-one.ts).
+ */
+export async function mailer(sink: Receiver, redis: { prefix: string } | undefined, create?: (typeof import('../lib/mailpacer.js'))['createMailer']): Promise<Mailer> {
+  const createMailer = create ?? (await import('../lib/mailpacer.js')).createMailer;
   return createMailer({
     ...(redis && { redis: REDIS_URL, keyPrefix: redis.prefix }),
     providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: CONNECTIONS } },
@@ -44,7 +47,7 @@ async function mailer(sink: Receiver, redis: { prefix: string } | undefined): Pr
 }
 
 /** Sends through `mailer.sendBatch`, `concurrency` at a time; resolves with the number sent. */
-async function batch(m: Mailer, messages: BenchMessage[], id?: string): Promise<number> {
+export async function batch(m: Mailer, messages: BenchMessage[], id?: string): Promise<number> {
   const report = await m.sendBatch(messages.map(forMailpacer), { concurrency: BATCH_CONCURRENCY, ...(id && { id }) });
   if (report.sent !== messages.length) throw new Error(`sendBatch sent ${report.sent} of ${messages.length}: ${report.failures[0]?.message ?? ''}`);
   return report.sent;
