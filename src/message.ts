@@ -35,7 +35,8 @@ export function prepareMessage(message: Message): PreparedMessage | { problem: s
   const { id, provider, ...mail } = message;
   if (id !== undefined && (typeof id !== 'string' || id.length === 0)) return { problem: 'message id must be a non-empty string' };
   const envelopeTo = mail.envelope && typeof mail.envelope === 'object' ? (mail.envelope as { to?: AddressInput }).to : undefined;
-  const listed = envelopeTo !== undefined ? addresses(envelopeTo) : addresses([mail.to, mail.cc, mail.bcc] as AddressInput);
+  // Without cc and bcc (a newsletter's usual message), `to` alone: one bare address needs no parsing.
+  const listed = envelopeTo !== undefined ? addresses(envelopeTo) : mail.cc == null && mail.bcc == null ? addresses(mail.to) : addresses([mail.to, mail.cc, mail.bcc] as AddressInput);
   if (listed.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)' };
   const malformed = listed.find((address) => !isAddress(address));
   if (malformed !== undefined) return { problem: `malformed recipient address ${JSON.stringify(malformed)}` };

@@ -10,8 +10,9 @@ interface Entry<J> {
   live: boolean;
 }
 
-interface Watch<J> {
-  entries: Set<Entry<J>>;
+interface Watch {
+  /** Jobs waiting with this signal. */
+  waiting: number;
   onAbort: () => void;
 }
 
@@ -24,13 +25,14 @@ interface Watch<J> {
  *   not spliced out;
  * - jobs that share a signal (every message of a batch, every `send()` without one of its own
  *   shares the mailer's) share one abort listener: Node's `addEventListener` walks the signal's
- *   listeners to refuse duplicates, so one listener per waiting job costs O(n) each.
+ *   listeners to refuse duplicates, so one listener per waiting job costs O(n) each. A signal's
+ *   jobs are counted, not listed: when it aborts (rarely), the line is searched for them.
  */
 export class JobQueue<J extends QueueableJob> {
   #entries: Array<Entry<J> | undefined> = [];
   #head = 0;
   #size = 0;
-  #watches = new Map<AbortSignal, Watch<J>>();
+  #watches = new Map<AbortSignal, Watch>();
   /**
    * The watch of the last signal to have no job left, kept listening: a lane whose line empties
    * after every job (sends that trickle in) would add and remove the same listener per job. At most
@@ -107,22 +109,11 @@ export class JobQueue<J extends QueueableJob> {
     if (signal) {
       let watch = this.#watches.get(signal);
       if (!watch) {
-        const entries = new Set<Entry<J>>();
-        watch = {
-          entries,
-          onAbort: () => {
-            this.#watches.delete(signal);
-            if (this.#spare === signal) this.#spare = undefined;
-            for (const waiting of [...entries]) {
-              this.#leave(waiting);
-              this.#onAbort(waiting.job);
-            }
-          },
-        };
+        watch = { waiting: 0, onAbort: () => this.#aborted(signal) };
         this.#watches.set(signal, watch);
         signal.addEventListener('abort', watch.onAbort, { once: true });
       }
-      watch.entries.add(entry);
+      watch.waiting++;
     }
     return entry;
   }
@@ -135,8 +126,7 @@ export class JobQueue<J extends QueueableJob> {
     if (!signal) return;
     const watch = this.#watches.get(signal);
     if (!watch) return;
-    watch.entries.delete(entry);
-    if (watch.entries.size === 0 && this.#spare !== signal) {
+    if (--watch.waiting === 0 && this.#spare !== signal) {
       if (this.#spare) this.#unwatch(this.#spare);
       this.#spare = signal;
     }
@@ -144,9 +134,24 @@ export class JobQueue<J extends QueueableJob> {
 
   #unwatch(signal: AbortSignal): void {
     const watch = this.#watches.get(signal);
-    if (!watch || watch.entries.size > 0) return;
+    if (!watch || watch.waiting > 0) return;
     signal.removeEventListener('abort', watch.onAbort);
     this.#watches.delete(signal);
+  }
+
+  /** Takes every job waiting with `signal` out of the line, first to last, and hands each to `onAbort`. */
+  #aborted(signal: AbortSignal): void {
+    this.#watches.delete(signal);
+    if (this.#spare === signal) this.#spare = undefined;
+    const out: J[] = [];
+    for (let i = this.#head; i < this.#entries.length; i++) {
+      const entry = this.#entries[i];
+      if (entry?.live && entry.job.signal === signal) {
+        this.#leave(entry);
+        out.push(entry.job);
+      }
+    }
+    for (const job of out) this.#onAbort(job);
   }
 
   /** Stops listening to the signal kept for reuse (call when the queue is no longer used). */

@@ -114,13 +114,15 @@ class MemoryLane implements LaneLimiter {
   #grant(): Lease {
     const id = randomUUID();
     this.#holders.add(id);
-    const holders = this.#holders;
+    // Only release() takes a holder out: a flag answers `lost` without a lookup per message.
+    let released = false;
     return {
       id,
       get lost() {
-        return !holders.has(id);
+        return released;
       },
       release: async () => {
+        released = true;
         if (this.#holders.delete(id)) this.#wake();
       },
     };
