@@ -8,7 +8,7 @@ import { parseOptions } from './config/parse.js';
 import type { MailerOptionsInput } from './config/schema.js';
 import { createEmitter, type MailerEmitter } from './emitter.js';
 import { AbortedError, ConfigError, DeliveryError } from './errors.js';
-import type { BeforeSend, LaneStats } from './lanes/lane.js';
+import type { BeforeSend, Lane, LaneStats } from './lanes/lane.js';
 import { createLanes } from './lanes/lanes.js';
 import { connectRedis } from './limiter/connect.js';
 import { createFailoverLimiter, createRedisHealth } from './limiter/failover.js';
@@ -103,11 +103,6 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     let attempts = 0;
     /** One `maxRetryTime` for the whole message, from its first attempt: its parts share it. */
     let clock: Deadline | undefined;
-    /** A retry of `to` is scheduled: counted for `stats()` and told through the `retry` event. */
-    const deferred = (attempt: number, retriesLeft: number, delayMs: number, reply: Reply, to: readonly string[]) => {
-      lane.countDeferred();
-      emitter.emit('retry', { attempt, retriesLeft, delayMs, decision: reply.decision.kind, responseCode: reply.responseCode, response: reply.response, provider: lane.provider, lane: lane.name, messageId: id, recipients: to });
-    };
     while (parts.length > 0) {
       const { to: part, later } = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
@@ -118,7 +113,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           if (!clock.allows(later.decision, later.delayMs, Date.now())) {
             throw new RetryStopped(new AttemptFailure(later.decision, { lane: lane.name, responseCode: later.responseCode, response: later.response }), 0, 'deadline');
           }
-          deferred(attempts, config.retry.retries, later.delayMs, later, part);
+          deferred(lane, id, attempts, config.retry.retries, later.delayMs, later, part);
           await sleep(later.delayMs, signal);
         }
         const result = await withRetry(({ deadline, paused }) => lane.attempt(mail, { signal, deadline, beforeSend, onPaused: paused }), {
@@ -127,7 +122,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           resendInDoubt,
           deadline: clock,
           canSplit: part.length > 1,
-          onRetry: ({ attempt, retriesLeft, delayMs, failure }) => deferred(attempts + attempt, retriesLeft, delayMs, failure, part),
+          onRetry: ({ attempt, retriesLeft, delayMs, failure }) => deferred(lane, id, attempts + attempt, retriesLeft, delayMs, failure, part),
         });
         attempts += result.attempts;
         results.push(result.value);
@@ -170,6 +165,12 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
     }
     return Object.assign(value, { attempts, provider: lane.provider, id });
+  }
+
+  /** A retry of `to` is scheduled: counted for `stats()` and told through the `retry` event. */
+  function deferred(lane: Lane, id: string | undefined, attempt: number, retriesLeft: number, delayMs: number, reply: Reply, to: readonly string[]): void {
+    lane.countDeferred();
+    emitter.emit('retry', { attempt, retriesLeft, delayMs, decision: reply.decision.kind, responseCode: reply.responseCode, response: reply.response, provider: lane.provider, lane: lane.name, messageId: id, recipients: to });
   }
 
   function failed(lane: string, id: string | undefined, recipients: readonly string[], error: DeliveryError): DeliveryError {

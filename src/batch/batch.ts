@@ -100,7 +100,19 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   let freed: (() => void) | undefined;
   const done = () => {
     inFlight--;
-    freed?.();
+    // A message finished: the next one starts here when it can, else the loop below takes over.
+    if (!feedsDirectly || !startNext()) freed?.();
+  };
+  /** `one` settles its own failures: a rejection is a bug, and stays unhandled after the count is kept. */
+  const doneAfterBug = (error: unknown) => {
+    done();
+    throw error;
+  };
+  const start = (item: T) => {
+    report.total++;
+    inWave++;
+    inFlight++;
+    void one(item, index++).then(done, doneAfterBug);
   };
 
   const one = async (item: T, index: number): Promise<void> => {
@@ -179,12 +191,39 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   let index = 0;
   let waveStart = Date.now();
   let inWave = 0;
+  /** The source has no more items, or its `next()` threw (`sourceError`). */
+  let exhausted = false;
+  let sourceFailed = false;
+  let sourceError: unknown;
+  // A synchronous source without waves: a finished message starts the next item itself, with no
+  // promise and no turn of the loop per message. Anything else (an abort, the end, a throw) wakes the loop.
+  const feedsDirectly = iterator.sync !== undefined && !options.waveSize;
+  const startNext = (): boolean => {
+    if (exhausted || signal?.aborted || inFlight >= concurrency) return false;
+    let next: IteratorResult<T>;
+    try {
+      next = iterator.sync!.next();
+    } catch (error) {
+      sourceFailed = true;
+      sourceError = error;
+      exhausted = true;
+      return false;
+    }
+    if (next.done) {
+      exhausted = true;
+      return false;
+    }
+    start(next.value);
+    return true;
+  };
   try {
     for (;;) {
+      if (sourceFailed) throw sourceError;
       if (signal?.aborted) {
         report.aborted = true;
         break;
       }
+      if (exhausted) break;
       if (inFlight >= concurrency) {
         await new Promise<void>((resolve) => (freed = resolve));
         freed = undefined;
@@ -199,11 +238,11 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       }
       // A synchronous source (an array) is read without a promise per item.
       const next = iterator.sync ? iterator.sync.next() : await iterator.next();
-      if (next.done) break;
-      report.total++;
-      inWave++;
-      inFlight++;
-      void one(next.value, index++).finally(done);
+      if (next.done) {
+        exhausted = true;
+        break;
+      }
+      start(next.value);
     }
   } finally {
     if (report.aborted) await iterator.return?.();

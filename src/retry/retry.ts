@@ -65,17 +65,23 @@ export class RetryStopped extends Error {
  * (greylisting, a named delay, a refused connection), and p-retry only knows exponential steps.
  * Throws `RetryStopped` when it gives up, or the signal's reason when aborted.
  */
-export async function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
+export function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
   const clock = options.deadline ?? new Deadline((options.now ?? Date.now)() + options.retry.maxRetryTime);
-  // The first attempt, inline.
-  if (options.signal?.aborted) throw toError(options.signal.reason);
+  // The first attempt, inline (a `then` on its promise: one step fewer per message than an async function).
+  if (options.signal?.aborted) return Promise.reject(toError(options.signal.reason));
+  let first: Promise<T>;
   try {
-    return { value: await attempt({ attempt: 1, deadline: clock.at, paused: clock.paused }), attempts: 1 };
+    first = attempt({ attempt: 1, deadline: clock.at, paused: clock.paused });
   } catch (error) {
+    first = Promise.reject(error);
+  }
+  return first.then(once, (error: unknown) => {
     if (!(error instanceof AttemptFailure)) throw toError(error);
     return retryAfter(error, attempt, options, clock);
-  }
+  });
 }
+
+const once = <T>(value: T) => ({ value, attempts: 1 });
 
 /** A message's retry deadline (epoch ms), which quota pauses move later. */
 export class Deadline {

@@ -61,6 +61,39 @@ describe('sendBatch', () => {
     expect(maxAhead).toBeLessThanOrEqual(21);
   });
 
+  it('pulls a synchronous source only as fast as messages finish, and every item once', async () => {
+    const { srv, mailer } = await setup({ latencyMs: 2 });
+    let pulled = 0;
+    let maxAhead = 0;
+    let settled = 0;
+    mailer.on('sent', () => settled++);
+    function* source() {
+      for (let i = 0; i < 300; i++) {
+        pulled++;
+        maxAhead = Math.max(maxAhead, pulled - settled);
+        yield { email: `s${i}@example.net`, name: `${i}` };
+      }
+    }
+    const report = await mailer.sendBatch(source(), { build, concurrency: 20 });
+    expect(report).toMatchObject({ total: 300, sent: 300, failed: 0 });
+    expect(maxAhead).toBeLessThanOrEqual(21);
+    expect(srv.counts()).toMatchObject({ unique: 300, duplicates: 0 });
+  });
+
+  it('rejects with the error of a synchronous source that throws, once the messages it gave have settled', async () => {
+    const { srv, mailer } = await setup({ latencyMs: 2 });
+    function* source() {
+      for (let i = 0; i < 50; i++) yield { email: `t${i}@example.net`, name: `${i}` };
+      throw new Error('cursor lost');
+    }
+    let sent = 0;
+    mailer.on('sent', () => sent++);
+    await expect(mailer.sendBatch(source(), { build, concurrency: 8 })).rejects.toThrow('cursor lost');
+    // Every item the source gave was sent before sendBatch rejected: none is left in flight.
+    expect(sent).toBe(50);
+    expect(srv.counts()).toMatchObject({ unique: 50, duplicates: 0 });
+  });
+
   it('sends 2,000 in explicit waves', async () => {
     const { srv, mailer } = await setup();
     const report = await mailer.sendBatch(subscribers(2_000), { build, waveSize: 250, waveInterval: '500ms' });
