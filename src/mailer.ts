@@ -164,7 +164,11 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       const rejected = ((value as { rejected?: unknown[] }).rejected ?? []).map(String);
       emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
     }
-    return Object.assign(value, { attempts, provider: lane.provider, id });
+    const result = value as SendResult;
+    result.attempts = attempts;
+    result.provider = lane.provider;
+    result.id = id;
+    return result;
   }
 
   /** A retry of `to` is scheduled: counted for `stats()` and told through the `retry` event. */

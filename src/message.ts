@@ -38,8 +38,7 @@ export function prepareMessage(message: Message): PreparedMessage | { problem: s
   // Without cc and bcc (a newsletter's usual message), `to` alone: one bare address needs no parsing.
   const listed = envelopeTo !== undefined ? addresses(envelopeTo) : mail.cc == null && mail.bcc == null ? addresses(mail.to) : addresses([mail.to, mail.cc, mail.bcc] as AddressInput);
   if (listed.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)' };
-  const malformed = listed.find((address) => !isAddress(address));
-  if (malformed !== undefined) return { problem: `malformed recipient address ${JSON.stringify(malformed)}` };
+  for (const address of listed) if (!isAddress(address)) return { problem: `malformed recipient address ${JSON.stringify(address)}` };
   if (!mail.messageId) mail.messageId = `<${MESSAGE_ID_PREFIX}.${(++messageCount).toString(36)}@${senderDomain(mail.from)}>`;
   return { id, provider, mail, recipients: listed };
 }

@@ -158,7 +158,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
             }
           }
         : undefined;
-      await context.deliver(prepared, { signal: signal ?? NEVER, beforeSend, resendInDoubt: context.resendInDoubt });
+      await context.deliver(prepared, beforeSend ? { ...plain, beforeSend } : plain);
       report.sent++;
       if (ledger) await settle(ledger, id, 'sent');
     } catch (error) {
@@ -187,6 +187,8 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     context.emitFailed(id, problem, cause);
   };
 
+  /** What every message of the batch is delivered with (and its own `beforeSend` with a ledger). */
+  const plain = { signal: signal ?? NEVER, beforeSend: undefined, resendInDoubt: context.resendInDoubt };
   const iterator = toAsyncIterator(source);
   let index = 0;
   let waveStart = Date.now();
