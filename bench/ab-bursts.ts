@@ -1,0 +1,130 @@
+/**
+ * Paired A/B in one process, for differences smaller than this machine's drift (its speed moves by
+ * tens of per cent within minutes, so runs a minute apart cannot show a 5 % change):
+ *
+ *   node --expose-gc --import tsx bench/ab-bursts.ts [rounds=30] [burst=2000] <contender>...
+ *
+ * contender:
+ * - `raw`: nodemailer's pool, 8 connections, 64 messages in flight (the unthrottled scenario's baseline);
+ * - `raw-8x1`: eight nodemailer pools of one connection, 64 in flight, 8 on each (mailpacer's shape);
+ * - `factory`: mailpacer's transport layer alone, eight of its connections, 64 in flight (from the sources);
+ * - the absolute path of a mailpacer build's `dist/index.js` inside this checkout: sendBatch,
+ *   8 connections, concurrency 64, memory mode; with `?send` appended, `send()` with 64 in flight.
+ *
+ * Every contender keeps its sender open against one smtp-sink for the whole run; after a warm-up,
+ * the run sends bursts of `burst` messages, each contender in turn (the order rotates every round),
+ * and measures each burst's wall time and this process's CPU time. Each round compares every
+ * contender with the first one named, measured seconds apart; it prints the median and quartiles
+ * of those ratios over the rounds, for throughput and CPU per message. With AB_WINDOWS=<file> it
+ * writes the bursts' spans for `profile-split.ts`. Two builds compared: `npm run build`, copy
+ * `dist` to `.tmp/distA`, change, build again, and name both.
+ *
+ * A mailpacer contender closes connections idle for a second, so it may reconnect after the
+ * other contenders' bursts: at most 8 connections per burst, against 20–25 per 2,000 messages
+ * from maxMessagesPerConnection.
+ */
+import { forMailpacer, forNodemailer, makeMessages, type BenchMessage } from './lib/messages.js';
+import { startSink } from './lib/sink.js';
+import { collectGarbage, cpuMicros } from './lib/timing.js';
+import { batch, BATCH_CONCURRENCY, CONNECTIONS, mailer, pool } from './scenarios/unthrottled-contenders.js';
+
+const args = process.argv.slice(2);
+const numeric = args.filter((a) => /^\d+$/.test(a)).map(Number);
+const [rounds = 30, burst = 2000] = numeric;
+const names = args.filter((a) => !/^\d+$/.test(a));
+if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, or the absolute path of a build’s dist/index.js (with ?send for send())');
+
+const sink = await startSink();
+
+interface Sender {
+  name: string;
+  send(messages: BenchMessage[]): Promise<unknown>;
+  close(): unknown;
+}
+
+/** Sends `messages` with at most 64 in flight; `sender` is the 0–63 of the worker that sends. */
+async function inFlight64(messages: BenchMessage[], send: (message: BenchMessage, sender: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: BATCH_CONCURRENCY }, async (_, sender) => {
+      while (next < messages.length) await send(messages[next++]!, sender);
+    }),
+  );
+}
+
+async function open(name: string, index: number): Promise<Sender> {
+  if (name === 'raw') {
+    const transport = pool(sink);
+    return { name, send: (messages) => inFlight64(messages, (m) => transport.sendMail(forNodemailer(m))), close: () => transport.close() };
+  }
+  if (name === 'raw-8x1') {
+    const pools = Array.from({ length: CONNECTIONS }, () => pool(sink, 1));
+    return { name, send: (messages) => inFlight64(messages, (m, w) => pools[w % CONNECTIONS]!.sendMail(forNodemailer(m))), close: () => pools.forEach((p) => p.close()) };
+  }
+  if (name === 'factory') {
+    // mailpacer's transport layer alone (one pooled connection per slot, its stream plugin and reply watch), from the sources.
+    const { createTransportFactory } = await import('../src/lanes/transport.js');
+    const factory = createTransportFactory({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, 100);
+    const connections = Array.from({ length: CONNECTIONS }, () => factory.open());
+    return { name, send: (messages) => inFlight64(messages, (m, w) => connections[w % CONNECTIONS]!.send(forNodemailer(m))), close: () => Promise.all(connections.map((c) => c.close())) };
+  }
+  const viaSend = name.endsWith('?send');
+  const { createMailer } = (await import(name.replace(/\?send$/, ''))) as typeof import('../src/index.js');
+  const m = await mailer(sink, undefined, createMailer);
+  const label = `${name}#${index}`;
+  if (viaSend) return { name: label, send: (messages) => inFlight64(messages, (one) => m.send(forMailpacer(one))), close: () => m.close() };
+  return { name: label, send: (messages) => batch(m, messages), close: () => m.close() };
+}
+
+const senders: Sender[] = [];
+for (const [i, name] of names.entries()) senders.push(await open(name, i));
+
+let tag = 0;
+const burstOf = () => makeMessages(`abb-${Date.now()}-${tag++}`, burst);
+
+// Warm-up: every sender, a few bursts each, unmeasured.
+for (let w = 0; w < 3; w++) for (const sender of senders) await sender.send(burstOf());
+
+/** Each measured burst's span on the monotonic clock (µs), which V8's CPU profiles use too: with `--cpu-prof`, samples can be told apart by sender. */
+const windows: Array<{ sender: number; from: number; to: number }> = [];
+const rate: number[][] = senders.map(() => []);
+const cpu: number[][] = senders.map(() => []);
+for (let r = 0; r < rounds; r++) {
+  const perSecond: number[] = [];
+  const cpuPer: number[] = [];
+  for (let k = 0; k < senders.length; k++) {
+    const i = (r + k) % senders.length;
+    const messages = burstOf();
+    collectGarbage();
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const h0 = process.hrtime.bigint();
+    await senders[i]!.send(messages);
+    const ms = performance.now() - t0;
+    windows.push({ sender: i, from: Number(h0 / 1000n), to: Number(process.hrtime.bigint() / 1000n) });
+    perSecond[i] = burst / (ms / 1000);
+    cpuPer[i] = cpuMicros(c0) / burst;
+  }
+  for (let i = 0; i < senders.length; i++) {
+    rate[i]!.push(perSecond[i]! / perSecond[0]!);
+    cpu[i]!.push(cpuPer[i]! / cpuPer[0]!);
+  }
+  process.stderr.write(`round ${r + 1}: ${senders.map((s, i) => `${perSecond[i]!.toFixed(0)}/s ${cpuPer[i]!.toFixed(0)}µs`).join('  ')}\n`);
+}
+
+const quantile = (values: number[], q: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  return sorted[lo]! + (sorted[Math.ceil(at)]! - sorted[lo]!) * (at - lo);
+};
+const fmt = (values: number[]) => `${quantile(values, 0.5).toFixed(3)} (${quantile(values, 0.25).toFixed(3)}–${quantile(values, 0.75).toFixed(3)})`;
+for (let i = 1; i < senders.length; i++) {
+  console.log(JSON.stringify({ contender: senders[i]!.name, versus: senders[0]!.name, rounds, burst, throughputRatio: fmt(rate[i]!), cpuRatio: fmt(cpu[i]!) }));
+}
+if (process.env.AB_WINDOWS) (await import('node:fs')).writeFileSync(process.env.AB_WINDOWS, JSON.stringify({ burst, senders: senders.map((s) => s.name), windows }));
+for (const sender of senders) await sender.close();
+const received = await sink.stop();
+const expected = (3 + rounds) * senders.length * burst;
+if (received !== null && received !== expected) throw new Error(`the receiver counted ${received} of ${expected}`);
+process.exit(0);
