@@ -8,6 +8,9 @@
  * - `raw`: nodemailer's pool, 8 connections, 64 messages in flight (the unthrottled scenario's baseline);
  * - `raw-8x1`: eight nodemailer pools of one connection, 64 in flight, 8 on each (mailpacer's shape);
  * - `factory`: mailpacer's transport layer alone, eight of its connections, 64 in flight (from the sources);
+ * - `lane`: mailpacer's lane alone (its queue, workers, pacing checks and transport), 64 in flight,
+ *   and `src-send`: `send()` with 64 in flight, both from the sources through tsx (compare them
+ *   with each other, not with a build: tsx wraps every named function);
  * - the absolute path of a mailpacer build's `dist/index.js` inside this checkout: sendBatch,
  *   8 connections, concurrency 64, memory mode; with `?send` appended, `send()` with 64 in flight.
  *
@@ -32,7 +35,7 @@ const args = process.argv.slice(2);
 const numeric = args.filter((a) => /^\d+$/.test(a)).map(Number);
 const [rounds = 30, burst = 2000] = numeric;
 const names = args.filter((a) => !/^\d+$/.test(a));
-if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, or the absolute path of a build’s dist/index.js (with ?send for send())');
+if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, lane, src-send, or the absolute path of a build’s dist/index.js (with ?send for send())');
 
 const sink = await startSink();
 
@@ -67,6 +70,22 @@ async function open(name: string, index: number): Promise<Sender> {
     const factory = createTransportFactory({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, 100);
     const connections = Array.from({ length: CONNECTIONS }, () => factory.open());
     return { name, send: (messages) => inFlight64(messages, (m, w) => connections[w % CONNECTIONS]!.send(forNodemailer(m))), close: () => Promise.all(connections.map((c) => c.close())) };
+  }
+  if (name === 'lane' || name === 'src-send') {
+    // mailpacer's lane alone (queue, worker, pacing checks, transport), or send() — both from the sources through tsx.
+    const { parseOptions } = await import('../src/config/parse.js');
+    const { createLanes } = await import('../src/lanes/lanes.js');
+    const { createMemoryLimiter } = await import('../src/limiter/memory.js');
+    const { createEmitter } = await import('../src/emitter.js');
+    const { createMailer } = await import('../src/index.js');
+    if (name === 'src-send') {
+      const m = await mailer(sink, undefined, createMailer);
+      return { name, send: (messages) => inFlight64(messages, (one) => m.send(forMailpacer(one))), close: () => m.close() };
+    }
+    const config = parseOptions({ providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: CONNECTIONS } } });
+    const lanes = createLanes(config, createMemoryLimiter(), createEmitter(config.hooks));
+    const lane = lanes.all.get('sink')!;
+    return { name, send: (messages) => inFlight64(messages, (one) => lane.attempt(forNodemailer(one))), close: () => lanes.close() };
   }
   const viaSend = name.endsWith('?send');
   const { createMailer } = (await import(name.replace(/\?send$/, ''))) as typeof import('../src/index.js');
