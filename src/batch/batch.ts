@@ -200,6 +200,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   // A synchronous source without waves: a finished message starts the next item itself, with no
   // promise and no turn of the loop per message. Anything else (an abort, the end, a throw) wakes the loop.
   const feedsDirectly = iterator.sync !== undefined && !options.waveSize;
+  /** Starts the next item of a synchronous source, if one may start and there is one. */
   const startNext = (): boolean => {
     if (exhausted || signal?.aborted || inFlight >= concurrency) return false;
     let next: IteratorResult<T>;
@@ -238,8 +239,13 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
         waveStart = Date.now();
         inWave = 0;
       }
-      // A synchronous source (an array) is read without a promise per item.
-      const next = iterator.sync ? iterator.sync.next() : await iterator.next();
+      // A synchronous source (an array) is read without a promise per item, as finished messages
+      // read it: its end or its throw is seen at the top of the loop.
+      if (iterator.sync) {
+        startNext();
+        continue;
+      }
+      const next = await iterator.next();
       if (next.done) {
         exhausted = true;
         break;
