@@ -71,26 +71,23 @@ async function open(name: string, index: number): Promise<Sender> {
     const connections = Array.from({ length: CONNECTIONS }, () => factory.open());
     return { name, send: (messages) => inFlight64(messages, (m, w) => connections[w % CONNECTIONS]!.send(forNodemailer(m))), close: () => Promise.all(connections.map((c) => c.close())) };
   }
-  if (name === 'lane' || name === 'src-send') {
-    // mailpacer's lane alone (queue, worker, pacing checks, transport), or send() — both from the sources through tsx.
+  if (name === 'lane') {
+    // mailpacer's lane alone (queue, worker, pacing checks, transport), from the sources through tsx.
     const { parseOptions } = await import('../src/config/parse.js');
     const { createLanes } = await import('../src/lanes/lanes.js');
     const { createMemoryLimiter } = await import('../src/limiter/memory.js');
     const { createEmitter } = await import('../src/emitter.js');
-    const { createMailer } = await import('../src/index.js');
-    if (name === 'src-send') {
-      const m = await mailer(sink, undefined, createMailer);
-      return { name, send: (messages) => inFlight64(messages, (one) => m.send(forMailpacer(one))), close: () => m.close() };
-    }
     const config = parseOptions({ providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: CONNECTIONS } } });
     const lanes = createLanes(config, createMemoryLimiter(), createEmitter(config.hooks));
     const lane = lanes.all.get('sink')!;
     return { name, send: (messages) => inFlight64(messages, (one) => lane.attempt(forNodemailer(one))), close: () => lanes.close() };
   }
-  const viaSend = name.endsWith('?send');
-  const { createMailer } = (await import(name.replace(/\?send$/, ''))) as typeof import('../src/index.js');
+  // A build by path (sendBatch, or send() with ?send), or `src-send`: send() from the sources through tsx.
+  const viaSend = name === 'src-send' || name.endsWith('?send');
+  const entry = name === 'src-send' ? '../src/index.js' : name.replace(/\?send$/, '');
+  const { createMailer } = (await import(entry)) as typeof import('../src/index.js');
   const m = await mailer(sink, undefined, createMailer);
-  const label = `${name}#${index}`;
+  const label = name === 'src-send' ? name : `${name}#${index}`;
   if (viaSend) return { name: label, send: (messages) => inFlight64(messages, (one) => m.send(forMailpacer(one))), close: () => m.close() };
   return { name: label, send: (messages) => batch(m, messages), close: () => m.close() };
 }

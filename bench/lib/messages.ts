@@ -30,10 +30,10 @@ export function makeMessages(tag: string, n: number): BenchMessage[] {
 
 // Both contenders get a fresh object per message built the same way, as an application builds one
 // from a row: an object literal of the same five fields (plus the `id` for mailpacer). Until
-// 2026-11-26 mailpacer's was `{ ...mail, id }`, which V8 cannot clone fast: with the copy mailpacer
-// makes of it, it cost about 1.3 µs per message against 0.15 µs for a literal in a micro-benchmark,
-// and 3.6 µs more per message than raw nodemailer's `{ ...mail }` in the profile of a burst run
-// (docs/benchmarks.md).
+// 2026-11-26 mailpacer's was `{ ...mail, id }`, which V8 cannot clone fast: built and copied as
+// mailpacer copies it, about 1.4 µs per message against 0.16–0.18 µs for a literal
+// (bench/message-shape.ts), and 3.6 µs more per message than raw nodemailer's `{ ...mail }` in the
+// profile of a burst run (docs/benchmarks.md).
 
 /** A message as mailpacer takes it: nodemailer's options plus the `id`. */
 export function forMailpacer({ id, mail }: BenchMessage): Message {
