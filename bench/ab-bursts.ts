@@ -12,7 +12,8 @@
  *   and `src-send`: `send()` with 64 in flight, both from the sources through tsx (compare them
  *   with each other, not with a build: tsx wraps every named function);
  * - the absolute path of a mailpacer build's `dist/index.js` inside this checkout: sendBatch,
- *   8 connections, concurrency 64, memory mode; with `?send` appended, `send()` with 64 in flight.
+ *   8 connections, concurrency 64, memory mode; with `?send` appended, `send()` with 64 in flight;
+ *   with `?all`, `send()` for every message of the burst at once (the unthrottled scenario's row).
  *
  * Every contender keeps its sender open against one smtp-sink for the whole run; after a warm-up,
  * the run sends bursts of `burst` messages, each contender in turn (the order rotates every round),
@@ -84,11 +85,13 @@ async function open(name: string, index: number): Promise<Sender> {
   }
   // A build by path (sendBatch, or send() with ?send), or `src-send`: send() from the sources through tsx.
   const viaSend = name === 'src-send' || name.endsWith('?send');
-  const entry = name === 'src-send' ? '../src/index.js' : name.replace(/\?send$/, '');
+  const allAtOnce = name.endsWith('?all');
+  const entry = name === 'src-send' ? '../src/index.js' : name.replace(/\?(send|all)$/, '');
   const { createMailer } = (await import(entry)) as typeof import('../src/index.js');
   const m = await mailer(sink, undefined, createMailer);
   const label = name === 'src-send' ? name : `${name}#${index}`;
   if (viaSend) return { name: label, send: (messages) => inFlight64(messages, (one) => m.send(forMailpacer(one))), close: () => m.close() };
+  if (allAtOnce) return { name: label, send: (messages) => Promise.all(messages.map((one) => m.send(forMailpacer(one)))), close: () => m.close() };
   return { name: label, send: (messages) => batch(m, messages), close: () => m.close() };
 }
 
