@@ -87,48 +87,22 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   };
 
   // One message: route → lane (limiter → transport → classify) → retry → events.
-  function deliver(prepared: PreparedMessage, options: DeliverOptions): Promise<SendResult> {
-    const picked = lanes.pick(prepared.provider ?? providers[0]!, prepared.recipients);
-    return picked instanceof Promise ? picked.then((lane) => deliverOn(lane, prepared, options)) : deliverOn(picked, prepared, options);
-  }
-
-  /**
-   * The usual message (one part, taken at the first attempt with every recipient) is a chain of one
-   * attempt and its result: while it waits in its lane's line, as all 20,000 of a `send()` burst do,
-   * it holds a job and a promise, not a suspended delivery loop. Anything else (a failure, recipients
-   * refused for now, more recipients than one transaction takes) goes on in `inParts`, the first
-   * attempt's outcome with it.
-   */
-  function deliverOn(lane: Lane | undefined, prepared: PreparedMessage, options: DeliverOptions): Promise<SendResult> {
+  async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions): Promise<SendResult> {
     const { id, recipients } = prepared;
-    if (!lane) return Promise.reject(refused(prepared.provider!, id, recipients, `unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`));
-    if (closed) return Promise.reject(new AbortedError('mailer is closed', { closed: true }));
+    const picked = lanes.pick(prepared.provider ?? providers[0]!, recipients);
+    const lane = picked instanceof Promise ? await picked : picked;
+    if (!lane) throw refused(prepared.provider!, id, recipients, `unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`);
+    if (closed) throw new AbortedError('mailer is closed', { closed: true });
     const started = Date.now();
-    const limit = config.providers[lane.provider]!.maxRecipientsPerMessage ?? Infinity;
-    if (recipients.length > limit || options.signal.aborted) return inParts(lane, prepared, options, started, undefined);
-    const clock = new Deadline(started + config.retry.maxRetryTime);
-    const first = lane.attempt(prepared.mail, { signal: options.signal, deadline: clock.at, beforeSend: options.beforeSend, onPaused: clock.paused });
-    return first.then(
-      (info: SentMessageInfo) => ((info as { rejectedErrors?: unknown[] }).rejectedErrors?.length ? inParts(lane, prepared, options, started, { clock, first }) : done(lane, prepared, [info], 1, started)),
-      () => inParts(lane, prepared, options, started, { clock, first }),
-    );
-  }
-
-  /**
-   * A message's delivery in SMTP transactions of its own ("parts"), each retried: the envelope goes
-   * in parts when the provider takes fewer recipients per message, or when the server says so
-   * (452 4.5.3); recipients the server refused for now while it took the others go again in a part
-   * of their own. `resumed`: the first part's first attempt, already made, and the message's clock.
-   */
-  async function inParts(lane: Lane, prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions, started: number, resumed: { clock: Deadline; first: Promise<SentMessageInfo> } | undefined): Promise<SendResult> {
-    const { id, recipients } = prepared;
+    // The envelope goes in parts when the provider takes fewer recipients per message, or when the
+    // server says so (452 4.5.3): each part is one SMTP transaction, paced and retried on its own.
+    // Recipients the server refused for now while it took the others go again in a part of their own.
     const limit = config.providers[lane.provider]!.maxRecipientsPerMessage ?? Infinity;
     const parts: Part[] = recipients.length > limit ? chunk(recipients, limit).map((to) => ({ to })) : [{ to: recipients }];
     const results: SentMessageInfo[] = [];
     let attempts = 0;
     /** One `maxRetryTime` for the whole message, from its first attempt: its parts share it. */
-    let clock = resumed?.clock;
-    let first = resumed?.first;
+    let clock: Deadline | undefined;
     while (parts.length > 0) {
       const { to: part, later } = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
@@ -147,11 +121,9 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           signal,
           resendInDoubt,
           deadline: clock,
-          first,
           canSplit: part.length > 1,
           onRetry: ({ attempt, retriesLeft, delayMs, failure }) => deferred(lane, id, attempts + attempt, retriesLeft, delayMs, failure, part),
         });
-        first = undefined;
         attempts += result.attempts;
         results.push(result.value);
         // Recipients refused for being too many in this transaction go again, in halves; those
@@ -163,7 +135,6 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           if (refused.later) parts.push(refused.later);
         }
       } catch (error) {
-        first = undefined;
         if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });
         if (signal.aborted) throw new AbortedError('send aborted', { cause: signal.reason });
         if (!(error instanceof RetryStopped)) throw error;
@@ -188,20 +159,15 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         throw failed(lane.name, id, recipients, delivery);
       }
     }
-    return done(lane, prepared, results, attempts, started);
-  }
-
-  /** A delivered message: the `sent` event, and what `send()` resolves with. */
-  function done(lane: Lane, prepared: PreparedMessage, results: SentMessageInfo[], attempts: number, started: number): SendResult {
     const value = merge(results);
     if (emitter.wants('sent')) {
       const rejected = ((value as { rejected?: unknown[] }).rejected ?? []).map(String);
-      emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: prepared.id, recipients: prepared.recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
+      emitter.emit('sent', { provider: lane.provider, lane: lane.name, messageId: id, recipients, attempts, response: (value as { response?: string }).response, rejected, durationMs: Date.now() - started });
     }
     const result = value as SendResult;
     result.attempts = attempts;
     result.provider = lane.provider;
-    result.id = prepared.id;
+    result.id = id;
     return result;
   }
 
@@ -222,17 +188,12 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   }
 
   return {
-    // Not an async function: the promise it returns is the delivery's own (one fewer per message).
-    send(message, sendOptions = {}) {
-      try {
-        const prepared = prepareMessage(message);
-        if ('problem' in prepared) {
-          throw refused(message?.provider ?? providers[0]!, typeof message?.id === 'string' ? message.id : undefined, [], prepared.problem);
-        }
-        return deliver(prepared, { signal: withClosing(sendOptions.signal) });
-      } catch (error) {
-        return Promise.reject(error);
+    async send(message, sendOptions = {}) {
+      const prepared = prepareMessage(message);
+      if ('problem' in prepared) {
+        throw refused(message?.provider ?? providers[0]!, typeof message?.id === 'string' ? message.id : undefined, [], prepared.problem);
       }
+      return deliver(prepared, { signal: withClosing(sendOptions.signal) });
     },
 
     async sendBatch(source, batchOptions = {}) {

@@ -27,7 +27,7 @@ export interface RetryInfo {
   failure: AttemptFailure;
 }
 
-export interface RetryLoopOptions<T = unknown> {
+export interface RetryLoopOptions {
   retry: Pick<RetryConfig, 'retries' | 'minDelay' | 'maxDelay' | 'factor' | 'greylistDelay' | 'maxRetryTime'>;
   signal?: AbortSignal | undefined;
   /** Called before each wait, with the delay chosen. */
@@ -43,11 +43,6 @@ export interface RetryLoopOptions<T = unknown> {
    * within the one `maxRetryTime`). By default each loop has its own, from its first attempt.
    */
   deadline?: Deadline | undefined;
-  /**
-   * The first attempt, already made by the caller (with this loop's deadline): the loop takes its
-   * outcome as its first and makes the later attempts.
-   */
-  first?: Promise<T> | undefined;
 }
 
 /** Why the loop stopped without a success: the last failure and how many attempts it took. */
@@ -70,19 +65,15 @@ export class RetryStopped extends Error {
  * (greylisting, a named delay, a refused connection), and p-retry only knows exponential steps.
  * Throws `RetryStopped` when it gives up, or the signal's reason when aborted.
  */
-export function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions<T>): Promise<{ value: T; attempts: number }> {
+export function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
   const clock = options.deadline ?? new Deadline((options.now ?? Date.now)() + options.retry.maxRetryTime);
   // The first attempt, inline (a `then` on its promise: one step fewer per message than an async function).
+  if (options.signal?.aborted) return Promise.reject(toError(options.signal.reason));
   let first: Promise<T>;
-  if (options.first) {
-    first = options.first;
-  } else {
-    if (options.signal?.aborted) return Promise.reject(toError(options.signal.reason));
-    try {
-      first = attempt({ attempt: 1, deadline: clock.at, paused: clock.paused });
-    } catch (error) {
-      first = Promise.reject(error);
-    }
+  try {
+    first = attempt({ attempt: 1, deadline: clock.at, paused: clock.paused });
+  } catch (error) {
+    first = Promise.reject(error);
   }
   return first.then(once, (error: unknown) => {
     if (!(error instanceof AttemptFailure)) throw toError(error);
@@ -114,7 +105,7 @@ export class Deadline {
 }
 
 /** The loop after a first failed attempt. */
-async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions<T>, clock: Deadline): Promise<{ value: T; attempts: number }> {
+async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions, clock: Deadline): Promise<{ value: T; attempts: number }> {
   const { retry } = options;
   const now = options.now ?? Date.now;
   let attempts = 1;

@@ -55,25 +55,6 @@ describe('withRetry', () => {
     expect(retries).toHaveLength(3);
   });
 
-  it('takes a first attempt the caller already made as attempt 1, and makes only the later ones', async () => {
-    const made: number[] = [];
-    const attempt = async ({ attempt: n }: { attempt: number }) => {
-      made.push(n);
-      return 'sent';
-    };
-    const retries: RetryInfo[] = [];
-    const failed = withRetry(attempt, { retry, random: () => 0.5, first: Promise.reject(failure('transient')), onRetry: (info) => retries.push(info) });
-    await vi.runAllTimersAsync();
-    expect(await failed).toEqual({ value: 'sent', attempts: 2 });
-    expect(made).toEqual([2]);
-    expect(retries.map((r) => [r.attempt, r.delayMs])).toEqual([[1, 1_500]]);
-
-    made.length = 0;
-    const succeeded = withRetry(attempt, { retry, first: Promise.resolve('sent first') });
-    expect(await succeeded).toEqual({ value: 'sent first', attempts: 1 });
-    expect(made).toEqual([]);
-  });
-
   it('never retries permanent or auth failures', async () => {
     for (const kind of ['permanent', 'auth'] as const) {
       const { result, retries, calls } = await run([failure(kind)]);
