@@ -36,7 +36,7 @@ const args = process.argv.slice(2);
 const numeric = args.filter((a) => /^\d+$/.test(a)).map(Number);
 const [rounds = 30, burst = 2000] = numeric;
 const names = args.filter((a) => !/^\d+$/.test(a));
-if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, lane, src-send, or the absolute path of a build’s dist/index.js (with ?send for send())');
+if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, lane, src-send, or the absolute path of a build’s dist/index.js (with ?send for send(), ?all for send() all at once)');
 
 const sink = await startSink();
 
@@ -83,7 +83,7 @@ async function open(name: string, index: number): Promise<Sender> {
     const lane = lanes.all.get('sink')!;
     return { name, send: (messages) => inFlight64(messages, (one) => lane.attempt(forNodemailer(one))), close: () => lanes.close() };
   }
-  // A build by path (sendBatch, or send() with ?send), or `src-send`: send() from the sources through tsx.
+  // A build by path (sendBatch, send() with ?send, send() all at once with ?all), or `src-send`: send() from the sources through tsx.
   const viaSend = name === 'src-send' || name.endsWith('?send');
   const allAtOnce = name.endsWith('?all');
   const entry = name === 'src-send' ? '../src/index.js' : name.replace(/\?(send|all)$/, '');

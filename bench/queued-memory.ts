@@ -1,7 +1,8 @@
 /**
  * What each message waiting to be sent holds in memory: 20,000 sends called at once (the
  * unthrottled scenario's "all at once" rows), the heap measured after a full GC before and right
- * after the calls, before any can finish, divided by 20,000 (the message objects themselves included).
+ * after the calls, before any can finish, divided by 20,000 (each send's copy of its message
+ * included; the benchmark's list of messages is made before the first measure).
  *
  *   node --expose-gc --import tsx bench/queued-memory.ts raw
  *   node --expose-gc --import tsx bench/queued-memory.ts /abs/path/of/a/build/dist/index.js

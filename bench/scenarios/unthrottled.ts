@@ -98,7 +98,7 @@ export async function runUnthrottled(options: ScenarioOptions): Promise<Scenario
   const started = Date.now();
   const n = options.quick ? 2_000 : 20_000;
   // Seven rounds: with five, the median moved by 0.03 between two runs of the same code (0.899 and
-  // 0.926 for send(), docs/benchmarks.md), as single rounds range over ±10 %.
+  // 0.926 for send(), docs/benchmarks.md); single rounds range from about 0.8 to 1.2.
   const rounds = options.quick ? 1 : 7;
   // Each run sends this many first in its own process, unmeasured: mailpacer's paths take longer to
   // reach their compiled speed than raw nodemailer's (measured: docs/benchmarks.md).
