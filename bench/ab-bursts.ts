@@ -13,7 +13,8 @@
  *   with each other, not with a build: tsx wraps every named function);
  * - the absolute path of a mailpacer build's `dist/index.js` inside this checkout: sendBatch,
  *   8 connections, concurrency 64, memory mode; with `?send` appended, `send()` with 64 in flight;
- *   with `?all`, `send()` for every message of the burst at once (the unthrottled scenario's row).
+ *   with `?all`, `send()` for every message of the burst at once (the unthrottled scenario's row);
+ *   with `?array`, sendBatch of an array of messages all built before the first send.
  *
  * Every contender keeps its sender open against one smtp-sink for the whole run; after a warm-up,
  * the run sends bursts of `burst` messages, each contender in turn (the order rotates every round),
@@ -36,7 +37,7 @@ const args = process.argv.slice(2);
 const numeric = args.filter((a) => /^\d+$/.test(a)).map(Number);
 const [rounds = 30, burst = 2000] = numeric;
 const names = args.filter((a) => !/^\d+$/.test(a));
-if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, lane, src-send, or the absolute path of a build’s dist/index.js (with ?send for send(), ?all for send() all at once)');
+if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, lane, src-send, or the absolute path of a build’s dist/index.js (with ?send for send(), ?all for send() all at once, ?array for sendBatch of a prebuilt array)');
 
 const sink = await startSink();
 
@@ -83,15 +84,16 @@ async function open(name: string, index: number): Promise<Sender> {
     const lane = lanes.all.get('sink')!;
     return { name, send: (messages) => inFlight64(messages, (one) => lane.attempt(forNodemailer(one))), close: () => lanes.close() };
   }
-  // A build by path (sendBatch, send() with ?send, send() all at once with ?all), or `src-send`: send() from the sources through tsx.
-  const viaSend = name === 'src-send' || name.endsWith('?send');
-  const allAtOnce = name.endsWith('?all');
-  const entry = name === 'src-send' ? '../src/index.js' : name.replace(/\?(send|all)$/, '');
+  // A build by path (sendBatch; send() with ?send, all at once with ?all; sendBatch of an array with ?array), or `src-send`: send() from the sources through tsx.
+  const form = name === 'src-send' ? 'send' : /\?(send|all|array)$/.exec(name)?.[1];
+  const entry = name === 'src-send' ? '../src/index.js' : name.replace(/\?(send|all|array)$/, '');
   const { createMailer } = (await import(entry)) as typeof import('../src/index.js');
   const m = await mailer(sink, undefined, createMailer);
   const label = name === 'src-send' ? name : `${name}#${index}`;
-  if (viaSend) return { name: label, send: (messages) => inFlight64(messages, (one) => m.send(forMailpacer(one))), close: () => m.close() };
-  if (allAtOnce) return { name: label, send: (messages) => Promise.all(messages.map((one) => m.send(forMailpacer(one)))), close: () => m.close() };
+  if (form === 'send') return { name: label, send: (messages) => inFlight64(messages, (one) => m.send(forMailpacer(one))), close: () => m.close() };
+  if (form === 'all') return { name: label, send: (messages) => Promise.all(messages.map((one) => m.send(forMailpacer(one)))), close: () => m.close() };
+  // The unthrottled scenario's sendBatch until commit e0d2a54: every message built before the first send.
+  if (form === 'array') return { name: label, send: (messages) => m.sendBatch(messages.map(forMailpacer), { concurrency: BATCH_CONCURRENCY }), close: () => m.close() };
   return { name: label, send: (messages) => batch(m, messages), close: () => m.close() };
 }
 
