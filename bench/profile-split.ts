@@ -1,13 +1,22 @@
 /**
- * Where the CPU time of each contender of one `ab-bursts.ts` run went, from a V8 CPU profile of
- * that run: samples are told apart by the bursts' spans (same process, interleaved, so the
- * machine's drift falls on every contender alike). Prints self time per message by area
- * (nodemailer, mailpacer, Node internals, GC...), then the functions whose self time per message
- * differs most between the first and the last contender.
+ * Where the CPU time of each contender went, from V8 CPU profiles. Prints self time per message by
+ * area (nodemailer, mailpacer, Node internals, GC...), then the functions whose self time per
+ * message differs most between the first and the last contender. Two forms:
  *
- *   AB_WINDOWS=/tmp/w.json node --expose-gc --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx \
- *     bench/ab-bursts.ts 20 2000 factory /abs/path/dist/index.js
- *   node --import tsx bench/profile-split.ts /tmp/prof/<largest>.cpuprofile /tmp/w.json [rows=30]
+ * - one profile of an `ab-bursts.ts` run, whose samples are told apart by the bursts' spans (same
+ *   process, interleaved, so the machine's drift falls on every contender alike):
+ *
+ *     AB_WINDOWS=/tmp/w.json node --expose-gc --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx \
+ *       bench/ab-bursts.ts 20 2000 factory /abs/path/dist/index.js
+ *     node --import tsx bench/profile-split.ts /tmp/prof/<largest>.cpuprofile /tmp/w.json [rows=30]
+ *
+ * - `--whole <messages>`: whole-process profiles, one per contender (the unthrottled scenario's
+ *   child processes run with `--cpu-prof`), every sample counted, start-up and warm-up included,
+ *   divided by the messages the process sent:
+ *
+ *     node --import tsx bench/profile-split.ts --whole 40000 <raw's>.cpuprofile <mailpacer's>.cpuprofile [rows=30]
+ *
+ *   (`--cpu-prof` also writes a small profile of tsx's loader thread: name the process's largest.)
  *
  * A sample's attribution is statistical: differences of a microsecond or so per message move
  * between runs.
@@ -30,14 +39,42 @@ interface Windows {
   windows: Array<{ sender: number; from: number; to: number }>;
 }
 
-const [profileFile, windowsFile, rows = '30'] = process.argv.slice(2);
-if (!profileFile || !windowsFile) throw new Error('usage: profile-split.ts <profile.cpuprofile> <windows.json> [rows]');
-const profile = JSON.parse(readFileSync(profileFile, 'utf8')) as Profile;
-const { burst, senders, windows } = JSON.parse(readFileSync(windowsFile, 'utf8')) as Windows;
+const args = process.argv.slice(2);
+const whole = args[0] === '--whole';
+const usage = 'usage: profile-split.ts <profile.cpuprofile> <windows.json> [rows], or profile-split.ts --whole <messages> <profile.cpuprofile>... [rows]';
+const load = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Profile;
 
-const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
-const messages = senders.map(() => 0);
-for (const w of windows) messages[w.sender]! += burst;
+/** Every contender's profile, the sender each sample counts for (`undefined`: none), and the messages it sent. */
+let sources: Array<{ profile: Profile; senderAt: (at: number) => number | undefined }>;
+let senders: string[];
+let messages: number[];
+let rows: string;
+if (whole) {
+  const files = args.slice(2).filter((a) => !/^\d+$/.test(a));
+  rows = args.slice(2).find((a) => /^\d+$/.test(a)) ?? '30';
+  const count = Number(args[1]);
+  if (!(count > 0) || files.length === 0) throw new Error(usage);
+  senders = files.map((file) => file.split('/').slice(-2).join('/'));
+  messages = files.map(() => count);
+  sources = files.map((file, i) => ({ profile: load(file), senderAt: () => i }));
+} else {
+  const [profileFile, windowsFile] = args;
+  rows = args[2] ?? '30';
+  if (!profileFile || !windowsFile) throw new Error(usage);
+  const windowed = JSON.parse(readFileSync(windowsFile, 'utf8')) as Windows;
+  senders = windowed.senders;
+  messages = senders.map(() => 0);
+  for (const w of windowed.windows) messages[w.sender]! += windowed.burst;
+  const spans = [...windowed.windows].sort((a, b) => a.from - b.from);
+  let w = 0;
+  // Samples come in time order: the spans are walked once.
+  const senderAt = (at: number) => {
+    while (w < spans.length && spans[w]!.to < at) w++;
+    const span = spans[w];
+    return span && at >= span.from ? span.sender : undefined;
+  };
+  sources = [{ profile: load(profileFile), senderAt }];
+}
 
 const area = (url: string, name: string): string => {
   if (name.startsWith('(')) return name;
@@ -49,23 +86,23 @@ const area = (url: string, name: string): string => {
 
 const byFunction = senders.map(() => new Map<string, number>());
 const byArea = senders.map(() => new Map<string, number>());
-const spans = [...windows].sort((a, b) => a.from - b.from);
-let at = profile.startTime;
-let w = 0;
-for (let i = 0; i < profile.samples.length; i++) {
-  at += profile.timeDeltas[i]!;
-  while (w < spans.length && spans[w]!.to < at) w++;
-  const span = spans[w];
-  if (!span || at < span.from) continue;
-  const node = nodes.get(profile.samples[i]!)!;
-  const name = node.callFrame.functionName || '(anonymous)';
-  const { url } = node.callFrame;
-  // A sample stands for the time until the next one.
-  const micros = profile.timeDeltas[i + 1] ?? 0;
-  const key = `${name} ${url.replace(/.*\/(node_modules|dist\w*|src)\//, '$1/')}:${node.callFrame.lineNumber}`;
-  byFunction[span.sender]!.set(key, (byFunction[span.sender]!.get(key) ?? 0) + micros);
-  const a = area(url, name);
-  byArea[span.sender]!.set(a, (byArea[span.sender]!.get(a) ?? 0) + micros);
+for (const { profile, senderAt } of sources) {
+  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  let at = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i]!;
+    const sender = senderAt(at);
+    if (sender === undefined) continue;
+    const node = nodes.get(profile.samples[i]!)!;
+    const name = node.callFrame.functionName || '(anonymous)';
+    const { url } = node.callFrame;
+    // A sample stands for the time until the next one.
+    const micros = profile.timeDeltas[i + 1] ?? 0;
+    const key = `${name} ${url.replace(/.*\/(node_modules|dist\w*|src)\//, '$1/')}:${node.callFrame.lineNumber}`;
+    byFunction[sender]!.set(key, (byFunction[sender]!.get(key) ?? 0) + micros);
+    const a = area(url, name);
+    byArea[sender]!.set(a, (byArea[sender]!.get(a) ?? 0) + micros);
+  }
 }
 
 senders.forEach((sender, s) => {
