@@ -31,7 +31,7 @@
 import { forMailpacer, forNodemailer, makeMessages, type BenchMessage } from './lib/messages.js';
 import { startSink } from './lib/sink.js';
 import { collectGarbage, cpuMicros } from './lib/timing.js';
-import { batch, BATCH_CONCURRENCY, CONNECTIONS, mailer, pool } from './scenarios/unthrottled-contenders.js';
+import { batch, BATCH_CONCURRENCY, CONNECTIONS, mailer, mapLimit, pool } from './scenarios/unthrottled-contenders.js';
 
 const args = process.argv.slice(2);
 const numeric = args.filter((a) => /^\d+$/.test(a)).map(Number);
@@ -47,31 +47,21 @@ interface Sender {
   close(): unknown;
 }
 
-/** Sends `messages` with at most 64 in flight; `sender` is the 0–63 of the worker that sends. */
-async function inFlight64(messages: BenchMessage[], send: (message: BenchMessage, sender: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: BATCH_CONCURRENCY }, async (_, sender) => {
-      while (next < messages.length) await send(messages[next++]!, sender);
-    }),
-  );
-}
-
 async function open(name: string, index: number): Promise<Sender> {
   if (name === 'raw') {
     const transport = pool(sink);
-    return { name, send: (messages) => inFlight64(messages, (m) => transport.sendMail(forNodemailer(m))), close: () => transport.close() };
+    return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (m) => transport.sendMail(forNodemailer(m))), close: () => transport.close() };
   }
   if (name === 'raw-8x1') {
     const pools = Array.from({ length: CONNECTIONS }, () => pool(sink, 1));
-    return { name, send: (messages) => inFlight64(messages, (m, w) => pools[w % CONNECTIONS]!.sendMail(forNodemailer(m))), close: () => pools.forEach((p) => p.close()) };
+    return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (m, w) => pools[w % CONNECTIONS]!.sendMail(forNodemailer(m))), close: () => pools.forEach((p) => p.close()) };
   }
   if (name === 'factory') {
     // mailpacer's transport layer alone (one pooled connection per slot, its stream plugin and reply watch), from the sources.
     const { createTransportFactory } = await import('../src/lanes/transport.js');
     const factory = createTransportFactory({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, 100);
     const connections = Array.from({ length: CONNECTIONS }, () => factory.open());
-    return { name, send: (messages) => inFlight64(messages, (m, w) => connections[w % CONNECTIONS]!.send(forNodemailer(m))), close: () => Promise.all(connections.map((c) => c.close())) };
+    return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (m, w) => connections[w % CONNECTIONS]!.send(forNodemailer(m))), close: () => Promise.all(connections.map((c) => c.close())) };
   }
   if (name === 'lane') {
     // mailpacer's lane alone (queue, worker, pacing checks, transport), from the sources through tsx.
@@ -82,7 +72,7 @@ async function open(name: string, index: number): Promise<Sender> {
     const config = parseOptions({ providers: { sink: { transport: { host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, maxConnections: CONNECTIONS } } });
     const lanes = createLanes(config, createMemoryLimiter(), createEmitter(config.hooks));
     const lane = lanes.all.get('sink')!;
-    return { name, send: (messages) => inFlight64(messages, (one) => lane.attempt(forNodemailer(one))), close: () => lanes.close() };
+    return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (one) => lane.attempt(forNodemailer(one))), close: () => lanes.close() };
   }
   // A build by path (sendBatch; send() with ?send, all at once with ?all; sendBatch of an array with ?array), or `src-send`: send() from the sources through tsx.
   const form = name === 'src-send' ? 'send' : /\?(send|all|array)$/.exec(name)?.[1];
@@ -90,7 +80,7 @@ async function open(name: string, index: number): Promise<Sender> {
   const { createMailer } = (await import(entry)) as typeof import('../src/index.js');
   const m = await mailer(sink, undefined, createMailer);
   const label = name === 'src-send' ? name : `${name}#${index}`;
-  if (form === 'send') return { name: label, send: (messages) => inFlight64(messages, (one) => m.send(forMailpacer(one))), close: () => m.close() };
+  if (form === 'send') return { name: label, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (one) => m.send(forMailpacer(one))), close: () => m.close() };
   if (form === 'all') return { name: label, send: (messages) => Promise.all(messages.map((one) => m.send(forMailpacer(one)))), close: () => m.close() };
   // The unthrottled scenario's sendBatch until commit e0d2a54: every message built before the first send.
   if (form === 'array') return { name: label, send: (messages) => m.sendBatch(messages.map(forMailpacer), { concurrency: BATCH_CONCURRENCY }), close: () => m.close() };

@@ -16,7 +16,7 @@
 import { forNodemailer, makeMessages } from './lib/messages.js';
 import { startSink } from './lib/sink.js';
 import { collectGarbage, cpuMicros } from './lib/timing.js';
-import { batch, BATCH_CONCURRENCY, CONNECTIONS, contenders, mailer, pool } from './scenarios/unthrottled-contenders.js';
+import { batch, BATCH_CONCURRENCY, CONNECTIONS, contenders, mailer, mapLimit, pool } from './scenarios/unthrottled-contenders.js';
 
 const [contender = 'raw', measured = '20000', warmup = '20000'] = process.argv.slice(2);
 
@@ -34,14 +34,8 @@ async function once(count: number, tag: string): Promise<{ perSecond: number; cp
     close = () => raw.close();
   } else if (contender === 'raw-8x1') {
     const pools = Array.from({ length: CONNECTIONS }, () => pool(sink, 1));
-    // 64 senders take the next message in turn; sender w sends through pool w % 8.
-    let next = 0;
-    send = () =>
-      Promise.all(
-        Array.from({ length: BATCH_CONCURRENCY }, async (_, w) => {
-          while (next < messages.length) await pools[w % CONNECTIONS]!.sendMail(forNodemailer(messages[next++]!));
-        }),
-      );
+    // 64 loops take the next message in turn; loop w sends through pool w % 8.
+    send = () => mapLimit(messages, BATCH_CONCURRENCY, (m, w) => pools[w % CONNECTIONS]!.sendMail(forNodemailer(m)));
     close = () => pools.forEach((one) => one.close());
   } else {
     const { createMailer } = (await import(contender)) as typeof import('../src/index.js');

@@ -60,13 +60,16 @@ export async function batch(m: Mailer, messages: BenchMessage[], id?: string): P
   return report.sent;
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight. */
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+/**
+ * Runs `fn` over `items` with at most `limit` in flight: `limit` loops take the next item in turn.
+ * `fn` is also told which loop runs it (0 to `limit` − 1), to spread the items over senders.
+ */
+export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T, loop: number) => Promise<unknown>): Promise<void> {
   let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
+  const worker = async (loop: number) => {
+    while (next < items.length) await fn(items[next++]!, loop);
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, (_, loop) => worker(loop)));
 }
 
 export const contenders: Contender[] = [
