@@ -31,7 +31,7 @@
 import { forMailpacer, forNodemailer, makeMessages, type BenchMessage } from './lib/messages.js';
 import { startSink } from './lib/sink.js';
 import { collectGarbage, cpuMicros } from './lib/timing.js';
-import { batch, BATCH_CONCURRENCY, CONNECTIONS, mailer, mapLimit, pool } from './scenarios/unthrottled-contenders.js';
+import { batch, BATCH_CONCURRENCY, CONNECTIONS, contenders, eightSinglePools, mailer, mapLimit } from './scenarios/unthrottled-contenders.js';
 
 const args = process.argv.slice(2);
 const numeric = args.filter((a) => /^\d+$/.test(a)).map(Number);
@@ -49,13 +49,11 @@ interface Sender {
 
 async function open(name: string, index: number): Promise<Sender> {
   if (name === 'raw') {
-    const transport = pool(sink);
-    return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (m) => transport.sendMail(forNodemailer(m))), close: () => transport.close() };
+    // The unthrottled scenario's baseline, as it is.
+    const raw = await contenders.find((c) => c.key === 'nodemailer-64')!.setup(sink, '');
+    return { name, send: raw.send, close: raw.close };
   }
-  if (name === 'raw-8x1') {
-    const pools = Array.from({ length: CONNECTIONS }, () => pool(sink, 1));
-    return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (m, w) => pools[w % CONNECTIONS]!.sendMail(forNodemailer(m))), close: () => pools.forEach((p) => p.close()) };
-  }
+  if (name === 'raw-8x1') return { name, ...eightSinglePools(sink) };
   if (name === 'factory') {
     // mailpacer's transport layer alone (one pooled connection per slot, its stream plugin and reply watch), from the sources.
     const { createTransportFactory } = await import('../src/lanes/transport.js');
@@ -75,8 +73,9 @@ async function open(name: string, index: number): Promise<Sender> {
     return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (one) => lane.attempt(forNodemailer(one))), close: () => lanes.close() };
   }
   // A build by path (sendBatch; send() with ?send, all at once with ?all; sendBatch of an array with ?array), or `src-send`: send() from the sources through tsx.
-  const form = name === 'src-send' ? 'send' : /\?(send|all|array)$/.exec(name)?.[1];
-  const entry = name === 'src-send' ? '../src/index.js' : name.replace(/\?(send|all|array)$/, '');
+  const suffix = /\?(send|all|array)$/;
+  const form = name === 'src-send' ? 'send' : suffix.exec(name)?.[1];
+  const entry = name === 'src-send' ? '../src/index.js' : name.replace(suffix, '');
   const { createMailer } = (await import(entry)) as typeof import('../src/index.js');
   const m = await mailer(sink, undefined, createMailer);
   const label = name === 'src-send' ? name : `${name}#${index}`;

@@ -13,10 +13,10 @@
  *
  *   for r in 1 2 3; do for c in raw raw+ioredis; do node --expose-gc --import tsx bench/ab-one.ts $c; done; done
  */
-import { forNodemailer, makeMessages } from './lib/messages.js';
+import { makeMessages } from './lib/messages.js';
 import { startSink } from './lib/sink.js';
 import { collectGarbage, cpuMicros } from './lib/timing.js';
-import { batch, BATCH_CONCURRENCY, CONNECTIONS, contenders, mailer, mapLimit, pool } from './scenarios/unthrottled-contenders.js';
+import { batch, contenders, eightSinglePools, mailer } from './scenarios/unthrottled-contenders.js';
 
 const [contender = 'raw', measured = '20000', warmup = '20000'] = process.argv.slice(2);
 
@@ -33,10 +33,9 @@ async function once(count: number, tag: string): Promise<{ perSecond: number; cp
     send = () => raw.send(messages);
     close = () => raw.close();
   } else if (contender === 'raw-8x1') {
-    const pools = Array.from({ length: CONNECTIONS }, () => pool(sink, 1));
-    // 64 loops take the next message in turn; loop w sends through pool w % 8.
-    send = () => mapLimit(messages, BATCH_CONCURRENCY, (m, w) => pools[w % CONNECTIONS]!.sendMail(forNodemailer(m)));
-    close = () => pools.forEach((one) => one.close());
+    const raw = eightSinglePools(sink);
+    send = () => raw.send(messages);
+    close = () => raw.close();
   } else {
     const { createMailer } = (await import(contender)) as typeof import('../src/index.js');
     const m = await mailer(sink, undefined, createMailer);

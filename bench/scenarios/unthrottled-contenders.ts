@@ -72,6 +72,18 @@ export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item:
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, (_, loop) => worker(loop)));
 }
 
+/**
+ * Eight nodemailer pools of one connection each, mailpacer's shape, for the A/B scripts
+ * (`raw-8x1`): 64 messages in flight, loop w sending through pool w % 8.
+ */
+export function eightSinglePools(sink: Receiver): { send(messages: BenchMessage[]): Promise<void>; close(): void } {
+  const pools = Array.from({ length: CONNECTIONS }, () => pool(sink, 1));
+  return {
+    send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (m, w) => pools[w % CONNECTIONS]!.sendMail(forNodemailer(m))),
+    close: () => pools.forEach((one) => one.close()),
+  };
+}
+
 export const contenders: Contender[] = [
   {
     key: 'nodemailer-all',
