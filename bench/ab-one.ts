@@ -9,20 +9,26 @@
  * each, mailpacer's shape; 64 messages in flight, 8 on each), or the absolute path of a mailpacer
  * build's `dist/index.js` inside this checkout (sendBatch, 8 connections, concurrency 64, memory mode). It starts smtp-sink,
  * sends the warm-up (unmeasured), then the measured messages through a fresh sender, and prints
- * one JSON line: msg/s and CPU µs per message. Interleave several contenders over several rounds:
+ * one JSON line: msg/s and CPU µs per message (user + system, and each apart). Interleave several contenders over several rounds:
  *
  *   for r in 1 2 3; do for c in raw raw+ioredis; do node --expose-gc --import tsx bench/ab-one.ts $c; done; done
+ *
+ * With `AB_ALLOC=<rows>` set, the measured run also samples what it allocates (V8's sampling heap
+ * profiler, one sample per 4 KiB, objects the GC collected included) and prints bytes allocated per
+ * message: in all, by area (nodemailer, mailpacer's build, Node internals, built-ins) and for the
+ * <rows> functions that allocate most. The profiler slows the run: its msg/s and CPU then mean nothing.
  */
+import { Session } from 'node:inspector/promises';
 import { makeMessages } from './lib/messages.js';
 import { startSink } from './lib/sink.js';
-import { collectGarbage, cpuMicros } from './lib/timing.js';
+import { collectGarbage } from './lib/timing.js';
 import { batch, contenders, eightSinglePools, mailer } from './scenarios/unthrottled-contenders.js';
 
 const [contender = 'raw', measured = '20000', warmup = '20000'] = process.argv.slice(2);
 
 if (contender.startsWith('raw+')) await import(contender.slice(4));
 
-async function once(count: number, tag: string): Promise<{ perSecond: number; cpuMicrosPerMessage: number }> {
+async function once(count: number, tag: string, sample = false): Promise<{ perSecond: number; cpuMicrosPerMessage: number; userMicrosPerMessage: number; systemMicrosPerMessage: number }> {
   const sink = await startSink();
   const messages = makeMessages(tag, count);
   let send: () => Promise<unknown>;
@@ -43,18 +49,59 @@ async function once(count: number, tag: string): Promise<{ perSecond: number; cp
     close = () => m.close();
   }
   collectGarbage();
+  const sampling = sample ? await startSampling() : undefined;
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   await send();
   const ms = performance.now() - t0;
-  const used = cpuMicros(cpu);
+  const { user, system } = process.cpuUsage(cpu);
+  if (sampling) printAllocations(await sampling.stop(), count);
   await close();
   const received = await sink.stop();
   if (received !== null && received !== count) throw new Error(`the receiver counted ${received} of ${count}`);
-  return { perSecond: count / (ms / 1000), cpuMicrosPerMessage: used / count };
+  return { perSecond: count / (ms / 1000), cpuMicrosPerMessage: (user + system) / count, userMicrosPerMessage: user / count, systemMicrosPerMessage: system / count };
+}
+
+interface SamplingNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+async function startSampling(): Promise<{ stop(): Promise<SamplingNode> }> {
+  const session = new Session();
+  session.connect();
+  // Both include flags: without them the profile holds only what is still alive when it stops.
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as object);
+  return {
+    async stop() {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      session.disconnect();
+      return profile.head as unknown as SamplingNode;
+    },
+  };
+}
+
+function printAllocations(head: SamplingNode, count: number): void {
+  const byArea = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  let total = 0;
+  const add = (map: Map<string, number>, key: string, bytes: number) => map.set(key, (map.get(key) ?? 0) + bytes);
+  const walk = (node: SamplingNode) => {
+    const { url, functionName, lineNumber } = node.callFrame;
+    const area = url.includes('/nodemailer/') ? 'nodemailer' : url.includes('/dist/') ? 'mailpacer' : url.includes('/bench/') ? 'benchmark' : url.startsWith('node:') ? 'Node internals' : url ? url : `built-in ${functionName}`;
+    total += node.selfSize;
+    add(byArea, area, node.selfSize);
+    add(byFunction, `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`, node.selfSize);
+    for (const child of node.children) walk(child);
+  };
+  walk(head);
+  const perMessage = (bytes: number) => Math.round(bytes / count);
+  const top = (map: Map<string, number>, rows: number) => [...map].sort((a, b) => b[1] - a[1]).slice(0, rows).map(([key, bytes]) => ({ [key]: perMessage(bytes) }));
+  console.log(JSON.stringify({ contender, allocatedBytesPerMessage: perMessage(total), byArea: top(byArea, 8), byFunction: top(byFunction, Number(process.env.AB_ALLOC) || 20) }, null, 1));
 }
 
 if (Number(warmup) > 0) await once(Number(warmup), `ab-w-${Date.now()}`);
-const figures = await once(Number(measured), `ab-m-${Date.now()}`);
+const figures = await once(Number(measured), `ab-m-${Date.now()}`, process.env.AB_ALLOC !== undefined);
 console.log(JSON.stringify({ contender, ...figures }));
 process.exit(0);
