@@ -8,6 +8,7 @@
  * - `raw`: nodemailer's pool, 8 connections, 64 messages in flight (the unthrottled scenario's baseline);
  * - `raw-8x1`: eight nodemailer pools of one connection, 64 in flight, 8 on each (mailpacer's shape);
  * - `factory`: mailpacer's transport layer alone, eight of its connections, 64 in flight (from the sources);
+ *   `factory+<k>`: the same, each send behind k async functions that only await the one below;
  * - `lane`: mailpacer's lane alone (its queue, workers, pacing checks and transport), 64 in flight,
  *   and `src-send`: `send()` with 64 in flight, both from the sources through tsx (compare them
  *   with each other, not with a build: tsx wraps every named function);
@@ -37,7 +38,7 @@ const args = process.argv.slice(2);
 const numeric = args.filter((a) => /^\d+$/.test(a)).map(Number);
 const [rounds = 30, burst = 2000] = numeric;
 const names = args.filter((a) => !/^\d+$/.test(a));
-if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, lane, src-send, or the absolute path of a build’s dist/index.js (with ?send for send(), ?all for send() all at once, ?array for sendBatch of a prebuilt array)');
+if (names.length < 1) throw new Error('name at least one contender: raw, raw-8x1, factory, factory+<k>, lane, src-send, or the absolute path of a build’s dist/index.js (with ?send for send(), ?all for send() all at once, ?array for sendBatch of a prebuilt array)');
 
 const sink = await startSink();
 
@@ -54,12 +55,19 @@ async function open(name: string, index: number): Promise<Sender> {
     return { name, send: raw.send, close: raw.close };
   }
   if (name === 'raw-8x1') return { name, ...eightSinglePools(sink) };
-  if (name === 'factory') {
-    // mailpacer's transport layer alone (one pooled connection per slot, its stream plugin and reply watch), from the sources.
+  const layered = /^factory(?:\+(\d+))?$/.exec(name);
+  if (layered) {
+    // mailpacer's transport layer alone (one pooled connection per slot, its stream plugin and reply watch), from the sources;
+    // `factory+<k>`: each send behind k async functions that only await the one below (what a promise hop costs here).
     const { createTransportFactory } = await import('../src/lanes/transport.js');
     const factory = createTransportFactory({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, 100);
     const connections = Array.from({ length: CONNECTIONS }, () => factory.open());
-    return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, (m, w) => connections[w % CONNECTIONS]!.send(forNodemailer(m))), close: () => Promise.all(connections.map((c) => c.close())) };
+    let send = (message: BenchMessage, w: number): Promise<unknown> => connections[w % CONNECTIONS]!.send(forNodemailer(message));
+    for (let k = Number(layered[1] ?? 0); k > 0; k--) {
+      const below = send;
+      send = async (message, w) => await below(message, w);
+    }
+    return { name, send: (messages) => mapLimit(messages, BATCH_CONCURRENCY, send), close: () => Promise.all(connections.map((c) => c.close())) };
   }
   if (name === 'lane') {
     // mailpacer's lane alone (queue, worker, pacing checks, transport), from the sources through tsx.
