@@ -15,11 +15,12 @@
  *
  * With `AB_ALLOC=<rows>` set, the measured run also samples what it allocates (V8's sampling heap
  * profiler, one sample per 4 KiB, objects the GC collected included) and prints bytes allocated per
- * message: in all, by area (nodemailer, mailpacer's build, Node internals, built-ins) and for the
+ * message: in all, by area (nodemailer, mailpacer, each Node module, native code; as profile-split.ts) and for the
  * <rows> functions that allocate most. The profiler slows the run: its msg/s and CPU then mean nothing.
  */
 import { Session } from 'node:inspector/promises';
 import { makeMessages } from './lib/messages.js';
+import { area, functionKey } from './lib/profile-areas.js';
 import { startSink } from './lib/sink.js';
 import { collectGarbage } from './lib/timing.js';
 import { batch, contenders, eightSinglePools, mailer } from './scenarios/unthrottled-contenders.js';
@@ -27,6 +28,9 @@ import { batch, contenders, eightSinglePools, mailer } from './scenarios/unthrot
 const [contender = 'raw', measured = '20000', warmup = '20000'] = process.argv.slice(2);
 
 if (contender.startsWith('raw+')) await import(contender.slice(4));
+
+/** Set by AB_ALLOC: sample the measured run's allocations and print this many functions. */
+const allocationRows = process.env.AB_ALLOC === undefined ? undefined : Number(process.env.AB_ALLOC) || 20;
 
 async function once(count: number, tag: string, sample = false): Promise<{ perSecond: number; cpuMicrosPerMessage: number; userMicrosPerMessage: number; systemMicrosPerMessage: number }> {
   const sink = await startSink();
@@ -55,7 +59,7 @@ async function once(count: number, tag: string, sample = false): Promise<{ perSe
   await send();
   const ms = performance.now() - t0;
   const { user, system } = process.cpuUsage(cpu);
-  if (sampling) printAllocations(await sampling.stop(), count);
+  if (sampling) printAllocations(await sampling.stop(), count, allocationRows!);
   await close();
   const received = await sink.stop();
   if (received !== null && received !== count) throw new Error(`the receiver counted ${received} of ${count}`);
@@ -82,26 +86,24 @@ async function startSampling(): Promise<{ stop(): Promise<SamplingNode> }> {
   };
 }
 
-function printAllocations(head: SamplingNode, count: number): void {
+function printAllocations(head: SamplingNode, count: number, rows: number): void {
   const byArea = new Map<string, number>();
   const byFunction = new Map<string, number>();
   let total = 0;
   const add = (map: Map<string, number>, key: string, bytes: number) => map.set(key, (map.get(key) ?? 0) + bytes);
   const walk = (node: SamplingNode) => {
-    const { url, functionName, lineNumber } = node.callFrame;
-    const area = url.includes('/nodemailer/') ? 'nodemailer' : url.includes('/dist/') ? 'mailpacer' : url.includes('/bench/') ? 'benchmark' : url.startsWith('node:') ? 'Node internals' : url ? url : `built-in ${functionName}`;
     total += node.selfSize;
-    add(byArea, area, node.selfSize);
-    add(byFunction, `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`, node.selfSize);
+    add(byArea, area(node.callFrame.url, node.callFrame.functionName), node.selfSize);
+    add(byFunction, functionKey(node.callFrame), node.selfSize);
     for (const child of node.children) walk(child);
   };
   walk(head);
   const perMessage = (bytes: number) => Math.round(bytes / count);
   const top = (map: Map<string, number>, rows: number) => [...map].sort((a, b) => b[1] - a[1]).slice(0, rows).map(([key, bytes]) => ({ [key]: perMessage(bytes) }));
-  console.log(JSON.stringify({ contender, allocatedBytesPerMessage: perMessage(total), byArea: top(byArea, 8), byFunction: top(byFunction, Number(process.env.AB_ALLOC) || 20) }, null, 1));
+  console.log(JSON.stringify({ contender, allocatedBytesPerMessage: perMessage(total), byArea: top(byArea, 8), byFunction: top(byFunction, rows) }, null, 1));
 }
 
 if (Number(warmup) > 0) await once(Number(warmup), `ab-w-${Date.now()}`);
-const figures = await once(Number(measured), `ab-m-${Date.now()}`, process.env.AB_ALLOC !== undefined);
+const figures = await once(Number(measured), `ab-m-${Date.now()}`, allocationRows !== undefined);
 console.log(JSON.stringify({ contender, ...figures }));
 process.exit(0);

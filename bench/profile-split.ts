@@ -22,6 +22,7 @@
  * between runs.
  */
 import { readFileSync } from 'node:fs';
+import { area, functionKey } from './lib/profile-areas.js';
 
 interface ProfileNode {
   id: number;
@@ -76,14 +77,6 @@ if (whole) {
   sources = [{ profile: load(profileFile), senderAt }];
 }
 
-const area = (url: string, name: string): string => {
-  if (name.startsWith('(')) return name;
-  if (url.includes('nodemailer')) return 'nodemailer';
-  if (/\/(dist|src)\/|\/\.tmp\//.test(url)) return 'mailpacer';
-  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
-  return url === '' ? 'native' : 'other';
-};
-
 const byFunction = senders.map(() => new Map<string, number>());
 const byArea = senders.map(() => new Map<string, number>());
 for (const { profile, senderAt } of sources) {
@@ -98,7 +91,7 @@ for (const { profile, senderAt } of sources) {
     const { url } = node.callFrame;
     // A sample stands for the time until the next one.
     const micros = profile.timeDeltas[i + 1] ?? 0;
-    const key = `${name} ${url.replace(/.*\/(node_modules|dist\w*|src)\//, '$1/')}:${node.callFrame.lineNumber}`;
+    const key = functionKey(node.callFrame);
     byFunction[sender]!.set(key, (byFunction[sender]!.get(key) ?? 0) + micros);
     const a = area(url, name);
     byArea[sender]!.set(a, (byArea[sender]!.get(a) ?? 0) + micros);
