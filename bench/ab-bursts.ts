@@ -62,7 +62,8 @@ async function open(name: string, index: number): Promise<Sender> {
     const { createTransportFactory } = await import('../src/lanes/transport.js');
     const factory = createTransportFactory({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true }, 100);
     const connections = Array.from({ length: CONNECTIONS }, () => factory.open());
-    let send = (message: BenchMessage, w: number): Promise<unknown> => connections[w % CONNECTIONS]!.send(forNodemailer(message));
+    let send = (message: BenchMessage, w: number): Promise<unknown> =>
+      new Promise((resolve, reject) => connections[w % CONNECTIONS]!.send(forNodemailer(message), undefined, (error, info) => (error ? reject(error as Error) : resolve(info))));
     for (let k = Number(layered[1] ?? 0); k > 0; k--) {
       const below = send;
       send = async (message, w) => await below(message, w);

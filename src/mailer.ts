@@ -86,14 +86,48 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     return combined;
   };
 
-  // One message: route → lane (limiter → transport → classify) → retry → events.
-  async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions): Promise<SendResult> {
+  /**
+   * One message, calling `resolve` with its result or `reject` with why it failed, once. Most
+   * messages go in one transaction that succeeds at the first attempt: that attempt is made here
+   * with callbacks, from the lane's transport straight to `resolve`, with no promise per message.
+   * Anything else (a lane still to be picked by MX, more recipients than one transaction takes, a
+   * failed attempt, recipients refused for now) goes on in `deliver`, from where this left it.
+   */
+  function deliverNow(prepared: PreparedMessage, options: DeliverOptions, resolve: (result: SendResult) => void, reject: (error: unknown) => void): void {
+    const settle = (delivering: Promise<SendResult>) => void delivering.then(resolve, reject);
+    const picked = lanes.pick(prepared.provider ?? providers[0]!, prepared.recipients);
+    if (picked instanceof Promise || !picked || closed || options.signal.aborted || prepared.recipients.length > (config.providers[picked.provider]!.maxRecipientsPerMessage ?? Infinity)) {
+      return settle(deliver(prepared, options, picked));
+    }
+    const lane = picked;
+    const started = Date.now();
+    const clock = new Deadline(started + config.retry.maxRetryTime);
+    const resume = (outcome: First['outcome']) => settle(deliver(prepared, options, lane, { clock, started, outcome }));
+    lane.attemptWith(
+      prepared.mail,
+      { signal: options.signal, deadline: clock.at, beforeSend: options.beforeSend, onPaused: clock.paused },
+      (info) => {
+        if (refusedForNow(info, config.retry)) return resume({ value: info });
+        let result: SendResult;
+        try {
+          result = finish(lane, prepared.id, prepared.recipients, 1, [info], started);
+        } catch (error) {
+          return reject(error);
+        }
+        resolve(result);
+      },
+      (error) => resume({ error }),
+    );
+  }
+
+  // One message: route → lane (limiter → transport → classify) → retry → events. `first`: the
+  // first attempt of the first transaction, made by `deliverNow`, and the time it was made at.
+  async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions, picked = lanes.pick(prepared.provider ?? providers[0]!, prepared.recipients), first?: First): Promise<SendResult> {
     const { id, recipients } = prepared;
-    const picked = lanes.pick(prepared.provider ?? providers[0]!, recipients);
     const lane = picked instanceof Promise ? await picked : picked;
     if (!lane) throw refused(prepared.provider!, id, recipients, `unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`);
-    if (closed) throw new AbortedError('mailer is closed', { closed: true });
-    const started = Date.now();
+    if (!first && closed) throw new AbortedError('mailer is closed', { closed: true });
+    const started = first?.started ?? Date.now();
     // The envelope goes in parts when the provider takes fewer recipients per message, or when the
     // server says so (452 4.5.3): each part is one SMTP transaction, paced and retried on its own.
     // Recipients the server refused for now while it took the others go again in a part of their own.
@@ -102,7 +136,9 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     const results: SentMessageInfo[] = [];
     let attempts = 0;
     /** One `maxRetryTime` for the whole message, from its first attempt: its parts share it. */
-    let clock: Deadline | undefined;
+    let clock: Deadline | undefined = first?.clock;
+    /** The outcome of the first part's first attempt, when `deliverNow` made it. */
+    let outcome = first?.outcome;
     while (parts.length > 0) {
       const { to: part, later } = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
@@ -116,14 +152,20 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           deferred(lane, id, attempts, config.retry.retries, later.delayMs, later, part);
           await sleep(later.delayMs, signal);
         }
-        const result = await withRetry(({ deadline, paused }) => lane.attempt(mail, { signal, deadline, beforeSend, onPaused: paused }), {
-          retry: config.retry,
-          signal,
-          resendInDoubt,
-          deadline: clock,
-          canSplit: part.length > 1,
-          onRetry: ({ attempt, retriesLeft, delayMs, failure }) => deferred(lane, id, attempts + attempt, retriesLeft, delayMs, failure, part),
-        });
+        const made = outcome;
+        outcome = undefined;
+        const result =
+          made && 'value' in made
+            ? { value: made.value, attempts: 1 }
+            : await withRetry(({ deadline, paused }) => lane.attempt(mail, { signal, deadline, beforeSend, onPaused: paused }), {
+                retry: config.retry,
+                signal,
+                resendInDoubt,
+                deadline: clock,
+                canSplit: part.length > 1,
+                firstFailed: made,
+                onRetry: ({ attempt, retriesLeft, delayMs, failure }) => deferred(lane, id, attempts + attempt, retriesLeft, delayMs, failure, part),
+              });
         attempts += result.attempts;
         results.push(result.value);
         // Recipients refused for being too many in this transaction go again, in halves; those
@@ -159,6 +201,11 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         throw failed(lane.name, id, recipients, delivery);
       }
     }
+    return finish(lane, id, recipients, attempts, results, started);
+  }
+
+  /** A delivered message: its `sent` event, and nodemailer's info (merged over its transactions) with how it went. */
+  function finish(lane: Lane, id: string | undefined, recipients: readonly string[], attempts: number, results: SentMessageInfo[], started: number): SendResult {
     const value = merge(results);
     if (emitter.wants('sent')) {
       const rejected = ((value as { rejected?: unknown[] }).rejected ?? []).map(String);
@@ -188,12 +235,14 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   }
 
   return {
-    async send(message, sendOptions = {}) {
-      const prepared = prepareMessage(message);
-      if ('problem' in prepared) {
-        throw refused(message?.provider ?? providers[0]!, typeof message?.id === 'string' ? message.id : undefined, [], prepared.problem);
-      }
-      return deliver(prepared, { signal: withClosing(sendOptions.signal) });
+    send(message, sendOptions = {}) {
+      return new Promise((resolve, reject) => {
+        const prepared = prepareMessage(message);
+        if ('problem' in prepared) {
+          throw refused(message?.provider ?? providers[0]!, typeof message?.id === 'string' ? message.id : undefined, [], prepared.problem);
+        }
+        deliverNow(prepared, { signal: withClosing(sendOptions.signal) }, resolve, reject);
+      });
     },
 
     async sendBatch(source, batchOptions = {}) {
@@ -201,7 +250,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       const resendInDoubt = batchOptions.resendInDoubt ?? config.retry.resendInDoubt;
       // close() stops the batch too: nothing new starts, waiting messages are given back.
       return runBatch(source, { ...batchOptions, signal: withClosing(batchOptions.signal) }, {
-        deliver,
+        deliver: deliverNow,
         ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt }),
         resendInDoubt,
         emitProgress: (event) => emitter.emit('progress', event),
@@ -236,6 +285,13 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 const halves = <T>(items: readonly T[]): T[][] => (items.length > 1 ? chunk(items, Math.ceil(items.length / 2)) : items.length === 1 ? [[...items]] : []);
+
+/** The first attempt of a message's first transaction, made by `deliverNow`: when, with which deadline, and how it went. */
+interface First {
+  clock: Deadline;
+  started: number;
+  outcome: { value: SentMessageInfo } | { error: unknown };
+}
 
 /** What a server answered, as far as the `retry` event tells it. */
 interface Reply {

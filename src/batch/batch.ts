@@ -65,7 +65,8 @@ export interface BatchReport {
 }
 
 export interface BatchContext {
-  deliver: (prepared: PreparedMessage, options: { signal: AbortSignal; beforeSend: BeforeSend | undefined; resendInDoubt: boolean }) => Promise<unknown>;
+  /** Delivers one message; calls `resolve` once it is sent or `reject` with why not, once (`resolve` may be called in a transport's callback). */
+  deliver: (prepared: PreparedMessage, options: { signal: AbortSignal; beforeSend: BeforeSend | undefined; resendInDoubt: boolean }, resolve: () => void, reject: (error: unknown) => void) => void;
   /** A ledger run for the batch id, or undefined: then duplicates are caught in memory. */
   ledger: LedgerRun | undefined;
   resendInDoubt: boolean;
@@ -98,10 +99,22 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
 
   let inFlight = 0;
   let freed: (() => void) | undefined;
+  /** `done` is starting messages further up the stack: a message settled at once (refused, a duplicate) leaves its slot to that loop. */
+  let feeding = false;
   const done = () => {
     inFlight--;
+    if (feeding) return;
     // A message finished: the next one starts here when it can, else the loop below takes over.
-    if (!feedsDirectly || !startNext()) freed?.();
+    if (!feedsDirectly) return freed?.();
+    // A loop, not a call per message: messages that settle as they start (refused ones) would
+    // otherwise each start the next one a frame deeper, a stack as deep as the run of them.
+    feeding = true;
+    try {
+      while (startNext());
+    } finally {
+      feeding = false;
+    }
+    if (inFlight < concurrency || exhausted || signal?.aborted) freed?.();
   };
   /** `one` settles its own failures: a rejection is a bug, and stays unhandled after the count is kept. */
   const doneAfterBug = (error: unknown) => {
@@ -112,23 +125,73 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     report.total++;
     inWave++;
     inFlight++;
-    void one(item, index++).then(done, doneAfterBug);
+    const at = index++;
+    let message: Message | PromiseLike<Message>;
+    try {
+      message = options.build ? options.build(item, at) : (item as Message);
+    } catch (error) {
+      refuse(`#${at}`, `build failed: ${(error as Error)?.message ?? String(error)}`, error);
+      return done();
+    }
+    // A message built at once and no ledger to ask: it goes now, settled by callbacks (no promise
+    // per message). One still being built, or one the ledger must claim first, goes through `one`.
+    if (ledger || isPromiseLike(message)) void one(message, at).then(done, doneAfterBug);
+    else now(message, at);
   };
 
-  const one = async (item: T, index: number): Promise<void> => {
+  /** The message's id in the batch: its own `id`, or its position in the source. */
+  const idOf = (message: Message, index: number) => (message && typeof message === 'object' && typeof message.id === 'string' && message.id) || `#${index}`;
+
+  /** Checks and routes a message; `undefined` when it was refused (and counted as failed). */
+  const prepare = (message: Message, id: string): PreparedMessage | undefined => {
+    const prepared = prepareMessage(message);
+    if ('problem' in prepared) return void refuse(id, prepared.problem);
+    if (prepared.provider === undefined && options.route) {
+      let routed: string | undefined;
+      try {
+        routed = options.route(message);
+      } catch (error) {
+        return void refuse(id, `route failed: ${(error as Error)?.message ?? String(error)}`, error);
+      }
+      if (routed !== undefined) prepared.provider = routed;
+    }
+    return prepared;
+  };
+
+  /** A message built at once, in a batch without a ledger (duplicate ids are caught in memory). */
+  const now = (message: Message, index: number): void => {
+    const id = idOf(message, index);
+    const prepared = prepare(message, id);
+    if (!prepared) return done();
+    if (seen!.has(id)) {
+      report.skipped++;
+      return done();
+    }
+    seen!.add(id);
+    context.deliver(
+      prepared,
+      plain,
+      () => {
+        report.sent++;
+        done();
+      },
+      (error) => {
+        counted(error, id, prepared, false);
+        done();
+      },
+    );
+  };
+
+  const one = async (built: Message | PromiseLike<Message>, index: number): Promise<void> => {
     let message: Message;
     try {
-      message = options.build ? await options.build(item, index) : (item as Message);
+      message = await built;
     } catch (error) {
       return refuse(`#${index}`, `build failed: ${(error as Error)?.message ?? String(error)}`, error);
     }
-    const prepared = prepareMessage(message);
-    const id = (message && typeof message === 'object' && typeof message.id === 'string' && message.id) || `#${index}`;
-    if ('problem' in prepared) return refuse(id, prepared.problem);
-    if (prepared.provider === undefined && options.route) {
-      const routed = options.route(message);
-      if (routed !== undefined) prepared.provider = routed;
-    }
+    const id = idOf(message, index);
+    const prepared = prepare(message, id);
+    if (!prepared) return;
 
     const claim = ledger ? await untilDone(() => ledger.claim(id), signal) : seen!.has(id) ? 'busy' : (seen!.add(id), 'claimed');
     if (claim === undefined) {
@@ -158,27 +221,32 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
             }
           }
         : undefined;
-      await context.deliver(prepared, beforeSend ? { ...plain, beforeSend } : plain);
+      await new Promise<void>((resolve, reject) => context.deliver(prepared, beforeSend ? { ...plain, beforeSend } : plain, resolve, reject));
       report.sent++;
       if (ledger) await settle(ledger, id, 'sent');
     } catch (error) {
-      if (lost) {
-        report.skipped++;
-      } else if (isAbortedError(error)) {
-        report.pending++;
-        await settle(ledger, id, 'released');
-      } else if (isDeliveryError(error) && error.inDoubt) {
-        report.inDoubt++;
-        report.inDoubtIds.push(id);
-        await settle(ledger, id, 'in-doubt');
-      } else if (isDeliveryError(error)) {
-        fail(report, id, prepared.recipients, error.decision, error.responseCode, error.response, error.message);
-        await settle(ledger, id, 'failed');
-      } else {
-        fail(report, id, prepared.recipients, 'transient', undefined, undefined, (error as Error)?.message ?? String(error));
-        await settle(ledger, id, 'failed');
-      }
+      await settle(ledger, id, counted(error, id, prepared, lost));
     }
+  };
+
+  /** Counts a message that was not sent, by why; returns how its ledger entry settles. */
+  const counted = (error: unknown, id: string, prepared: PreparedMessage, lost: boolean): 'released' | 'in-doubt' | 'failed' | undefined => {
+    if (lost) {
+      report.skipped++;
+      return undefined;
+    }
+    if (isAbortedError(error)) {
+      report.pending++;
+      return 'released';
+    }
+    if (isDeliveryError(error) && error.inDoubt) {
+      report.inDoubt++;
+      report.inDoubtIds.push(id);
+      return 'in-doubt';
+    }
+    if (isDeliveryError(error)) fail(report, id, prepared.recipients, error.decision, error.responseCode, error.response, error.message);
+    else fail(report, id, prepared.recipients, 'transient', undefined, undefined, (error as Error)?.message ?? String(error));
+    return 'failed';
   };
 
   /** A message that fails before it is sent: reported in the batch and as a `failed` event, like any other. */
@@ -273,9 +341,11 @@ function fail(report: BatchReport, id: string, to: string[], decision: DecisionK
   report.failures.push({ id, to, decision, responseCode, response, message });
 }
 
+const isPromiseLike = <V>(value: V | PromiseLike<V>): value is PromiseLike<V> => typeof (value as PromiseLike<V> | null)?.then === 'function';
+
 /** Records a settlement; a ledger that stays unreachable leaves the entry `sending`: in doubt, never resent blindly. */
-async function settle(ledger: LedgerRun | undefined, id: string, outcome: 'sent' | 'failed' | 'in-doubt' | 'released'): Promise<void> {
-  if (!ledger) return;
+async function settle(ledger: LedgerRun | undefined, id: string, outcome: 'sent' | 'failed' | 'in-doubt' | 'released' | undefined): Promise<void> {
+  if (!ledger || !outcome) return;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       return await ledger.settle(id, outcome);

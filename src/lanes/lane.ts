@@ -175,14 +175,21 @@ export class Lane {
   }
 
   /** One attempt at sending `mail`. Resolves with nodemailer's info, rejects with an `AttemptFailure`. */
-  attempt(mail: SendMailOptions, { signal, deadline = Infinity, beforeSend, onPaused }: AttemptOptions = {}): Promise<SentMessageInfo> {
-    if (this.#state.stopped) return Promise.reject(this.#stoppedFailure());
-    if (this.#closed) return Promise.reject(closedError());
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ mail, beforeSend, resolve, reject, signal, deadline, expires: deadline - this.#quotaPausedMs, onPaused });
-      if (deadline !== Infinity) this.#watchDeadlines();
-      this.#pump();
-    });
+  attempt(mail: SendMailOptions, options: AttemptOptions = {}): Promise<SentMessageInfo> {
+    return new Promise((resolve, reject) => this.attemptWith(mail, options, resolve, reject));
+  }
+
+  /**
+   * `attempt()` with callbacks: exactly one of them is called, once. `reject` may be called before
+   * this returns (the lane is stopped or closed); `resolve` runs in the transport's callback, so it
+   * must not throw. The hot path of a batch: no promise of its own per message.
+   */
+  attemptWith(mail: SendMailOptions, { signal, deadline = Infinity, beforeSend, onPaused }: AttemptOptions, resolve: (info: SentMessageInfo) => void, reject: (failure: AttemptFailure | AbortedError) => void): void {
+    if (this.#state.stopped) return reject(this.#stoppedFailure());
+    if (this.#closed) return reject(closedError());
+    this.#queue.push({ mail, beforeSend, resolve, reject, signal, deadline, expires: deadline - this.#quotaPausedMs, onPaused });
+    if (deadline !== Infinity) this.#watchDeadlines();
+    this.#pump();
   }
 
   /** A job taken out of the queue before its turn: its signal aborted or its deadline passed. */
@@ -285,7 +292,11 @@ export class Lane {
         // A job already waiting is taken without a promise; only an empty line is waited on.
         const job = this.#takeJob() ?? (await this.#nextJob());
         if (!job) break;
-        if ((await this.#send(connection, job)) === 'close') break;
+        // Paced without waiting when nothing holds it back (no rate window, no pause): no promise then.
+        const paced = this.#pace(connection, job);
+        const ready = paced instanceof Promise ? await paced : paced;
+        if (ready === 'close') break;
+        if (ready !== 'keep' && (await this.#transmit(connection, job, ready)) === 'close') break;
         const turn = this.#letLoopTurn();
         if (turn) await turn;
         // The cap dropped below what is open, or the slot was lost (Redis forgot it): give this connection back.
@@ -382,60 +393,79 @@ export class Lane {
     }, this.#idle[0]!.since + CONNECTION_IDLE_MS - now);
   }
 
-  /** One attempt on an open connection. Returns `'close'` when this connection must not be used again. */
-  async #send(connection: Connection, job: Job): Promise<'keep' | 'close'> {
+  /**
+   * Readies one attempt on an open connection: its pacing slot (or, on a connection still to open,
+   * the gate that books it once the server accepts DATA) and the record of the attempt
+   * (`beforeSend`). Returns how to send it, or `'keep'`/`'close'` when the attempt ended here (the
+   * job is settled then; `'close'`: this connection must not be used again). Synchronous when
+   * nothing makes it wait, as on a lane without rate windows.
+   */
+  #pace(connection: Connection, job: Job): Ready | Outcome | Promise<Ready | Outcome> {
     this.#settlePauses(job);
     // A send that opens the connection books its slot only once the server has accepted DATA: a
     // slot booked before the handshake would see the message land late, among the sends booked
     // after it (the server counts arrivals).
-    const connecting = connection.willConnect();
-    let gate: (() => Promise<void>) | undefined;
-    /** Set when the gate found the slot a quota's wait away: the send was called off before the body, to go at the slot. */
-    let deferred = false;
+    if (connection.willConnect()) {
+      if (this.#state.stopped) {
+        job.reject(this.#stoppedFailure());
+        return 'close';
+      }
+      return this.#recorded(job, this.#gated(job));
+    }
+    const booked = this.#slot(job);
+    if (typeof booked !== 'number' || booked > 0) return this.#paceLater(job, booked);
+    if (this.#state.stopped) {
+      job.reject(this.#stoppedFailure());
+      this.#failQueued();
+      return 'close';
+    }
+    return this.#recorded(job, DIRECT);
+  }
+
+  /** A gate for a send that opens its connection: it books the slot and waits for it between DATA and the body. */
+  #gated(job: Job): Ready {
+    const ready: Ready = { gate: undefined, deferred: false };
+    ready.gate = async () => {
+      this.#pacing++;
+      try {
+        const waitMs = await this.#slot(job);
+        if (this.#state.stopped) throw new Error(`provider ${this.provider} is stopped: ${this.#state.stopped}`);
+        if (this.#quotaWait(job, waitMs)) {
+          ready.deferred = true;
+          throw new Error(`waiting for the quota of lane ${this.name} until ${new Date(job.slotAt!).toISOString()}`);
+        }
+        await sleep(waitMs, this.#abort.signal);
+      } finally {
+        this.#pacing--;
+      }
+    };
+    return ready;
+  }
+
+  /** `#pace` for a booking that waits: for the limiter (Redis), for its slot, or for a pause. */
+  async #paceLater(job: Job, booked: number | Promise<number>): Promise<Ready | Outcome> {
     this.#pacing++;
     try {
-      if (connecting) {
-        if (this.#state.stopped) {
-          job.reject(this.#stoppedFailure());
+      const waitMs = typeof booked === 'number' ? booked : await booked;
+      if (this.#state.stopped) {
+        job.reject(this.#stoppedFailure());
+        this.#failQueued();
+        return 'close';
+      }
+      if (this.#quotaWait(job, waitMs)) return this.#waitForSlot(job);
+      // Paused for longer than a connection should idle (a quota, a named delay): give the
+      // connection back and put the message back in line until the pause ends.
+      if (this.#state.pausedUntil - Date.now() > CONNECTION_IDLE_MS && waitMs > CONNECTION_IDLE_MS) {
+        this.#requeue(job);
+        this.#wakeAt(this.#state.pausedUntil - Date.now());
+        return 'close';
+      }
+      if (waitMs > 0) {
+        try {
+          await sleep(waitMs, this.#abort.signal);
+        } catch {
+          job.reject(closedError());
           return 'close';
-        }
-        gate = async () => {
-          this.#pacing++;
-          try {
-            const waitMs = await this.#slot(job);
-            if (this.#state.stopped) throw new Error(`provider ${this.provider} is stopped: ${this.#state.stopped}`);
-            if (this.#quotaWait(job, waitMs)) {
-              deferred = true;
-              throw new Error(`waiting for the quota of lane ${this.name} until ${new Date(job.slotAt!).toISOString()}`);
-            }
-            await sleep(waitMs, this.#abort.signal);
-          } finally {
-            this.#pacing--;
-          }
-        };
-      } else {
-        const booked = this.#slot(job);
-        const waitMs = typeof booked === 'number' ? booked : await booked;
-        if (this.#state.stopped) {
-          job.reject(this.#stoppedFailure());
-          this.#failQueued();
-          return 'close';
-        }
-        if (this.#quotaWait(job, waitMs)) return this.#waitForSlot(job);
-        // Paused for longer than a connection should idle (a quota, a named delay): give the
-        // connection back and put the message back in line until the pause ends.
-        if (this.#state.pausedUntil - Date.now() > CONNECTION_IDLE_MS && waitMs > CONNECTION_IDLE_MS) {
-          this.#requeue(job);
-          this.#wakeAt(this.#state.pausedUntil - Date.now());
-          return 'close';
-        }
-        if (waitMs > 0) {
-          try {
-            await sleep(waitMs, this.#abort.signal);
-          } catch {
-            job.reject(closedError());
-            return 'close';
-          }
         }
       }
     } catch (error) {
@@ -446,43 +476,62 @@ export class Lane {
     } finally {
       this.#pacing--;
     }
-
-    this.#sending++;
-    this.#pump();
-    let info: SentMessageInfo;
-    if (job.beforeSend) {
-      try {
-        await job.beforeSend(job.signal, job.deadline);
-      } catch (error) {
-        this.#sending--;
-        // The caller called it off (its claim on the message is gone): not a failure of the lane.
-        if (isAbortedError(error)) {
-          job.reject(error);
-          return 'keep';
-        }
-        this.#options.onLimiterError(error as Error);
-        job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `could not record the attempt: ${(error as Error).message}`, cause: error }));
-        return 'keep';
-      }
-    }
-    try {
-      info = await connection.send(job.mail, gate);
-    } catch (error) {
-      this.#sending--;
-      // Nothing went out (the body is held back until the gate opens): back in line, with its slot.
-      if (deferred) return this.#waitForSlot(job);
-      return this.#failed(job, withReply(error, connection.lastReply()), connection.streamed());
-    }
-    this.#sending--;
-    this.#counts.sent++;
-    job.resolve(info);
-    if (this.#state.rateFactor < 1 || this.#state.connections < this.#options.spec.maxConnections) {
-      await this.#apply(onSuccess(this.#options.controller));
-    }
-    return 'keep';
+    return this.#recorded(job, DIRECT);
   }
 
-  async #failed(job: Job, error: unknown, streamed: boolean | undefined): Promise<'keep' | 'close'> {
+  /** The attempt is about to go: counted as sending, and recorded by the caller's `beforeSend` first when it has one. */
+  #recorded(job: Job, ready: Ready): Ready | Outcome | Promise<Ready | Outcome> {
+    this.#sending++;
+    this.#pump();
+    return job.beforeSend ? this.#beforeSend(job, job.beforeSend, ready) : ready;
+  }
+
+  async #beforeSend(job: Job, beforeSend: BeforeSend, ready: Ready): Promise<Ready | Outcome> {
+    try {
+      await beforeSend(job.signal, job.deadline);
+      return ready;
+    } catch (error) {
+      this.#sending--;
+      // The caller called it off (its claim on the message is gone): not a failure of the lane.
+      if (isAbortedError(error)) {
+        job.reject(error);
+        return 'keep';
+      }
+      this.#options.onLimiterError(error as Error);
+      job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `could not record the attempt: ${(error as Error).message}`, cause: error }));
+      return 'keep';
+    }
+  }
+
+  /**
+   * Sends a readied attempt and settles its job in the transport's callback (the message goes on
+   * from there with no promise in between). Resolves with whether this connection may be used again.
+   */
+  #transmit(connection: Connection, job: Job, ready: Ready): Promise<Outcome> {
+    return new Promise((resolve) => {
+      connection.send(job.mail, ready.gate, (error, info) => {
+        this.#sending--;
+        if (error) {
+          // Nothing went out (the body is held back until the gate opens): back in line, with its slot.
+          resolve(ready.deferred ? this.#waitForSlot(job) : this.#failed(job, withReply(error, connection.lastReply()), connection.streamed()));
+          return;
+        }
+        this.#counts.sent++;
+        try {
+          job.resolve(info as SentMessageInfo);
+        } catch (bug) {
+          // Not the send's failure (the server took the message): a bug after it, kept loud.
+          queueMicrotask(() => {
+            throw bug;
+          });
+        }
+        const recovering = this.#state.rateFactor < 1 || this.#state.connections < this.#options.spec.maxConnections;
+        resolve(recovering ? this.#apply(onSuccess(this.#options.controller)).then(() => 'keep' as const) : 'keep');
+      });
+    });
+  }
+
+  async #failed(job: Job, error: unknown, streamed: boolean | undefined): Promise<Outcome> {
     const decision = classifySmtpError(error);
     const err = error as { responseCode?: number; response?: string; message?: string };
     const reply = { responseCode: err.responseCode, response: this.#options.redact(err.response || err.message) };
@@ -654,6 +703,18 @@ export class Lane {
     );
   }
 }
+
+/** What ends an attempt on a connection: `'close'` when the connection must not be used again. */
+type Outcome = 'keep' | 'close';
+
+/** A readied attempt: the gate a send that opens its connection waits at, and whether that gate called the send off for a quota. */
+interface Ready {
+  gate: (() => Promise<void>) | undefined;
+  deferred: boolean;
+}
+
+/** An attempt on an open connection with its slot in hand: no gate (never written: only a gate sets `deferred`). */
+const DIRECT: Readonly<Ready> = Object.freeze({ gate: undefined, deferred: false });
 
 const closedError = () => new AbortedError('mailer closed before the message was sent', { closed: true });
 

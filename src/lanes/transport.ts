@@ -5,10 +5,11 @@ import type { SendMailOptions, SentMessageInfo, SMTPPoolOptions, Transport, Tran
 /** One connection slot's way to send: a single pooled SMTP connection, or a shared custom transport. */
 export interface Connection {
   /**
-   * Sends one message. `gate`, when given, is awaited once the server has accepted DATA and before
+   * Sends one message and calls `done` once, with the error or nodemailer's info (never before
+   * `send` returns). `gate`, when given, is awaited once the server has accepted DATA and before
    * the body goes out: a pacing slot taken then is not delayed by opening the connection.
    */
-  send(mail: SendMailOptions, gate?: () => Promise<void>): Promise<SentMessageInfo>;
+  send(mail: SendMailOptions, gate: (() => Promise<void>) | undefined, done: SendCallback): void;
   /**
    * Whether the last `send()` handed the whole message to the server (DATA accepted, body streamed)
    * before it failed: a failure without a reply after that leaves the outcome unknown (in doubt).
@@ -22,6 +23,9 @@ export interface Connection {
   /** Closes the connection; resolves once its socket is gone (so that its slot can be reused). */
   close(): Promise<void>;
 }
+
+/** How a connection reports one send: a callback, not a promise (one promise fewer per message on the hot path). */
+export type SendCallback = (error: unknown, info?: SentMessageInfo) => void;
 
 export interface TransportFactory {
   /** Whether `open()` makes a real connection of its own (SMTP) or shares one transport (custom). */
@@ -80,21 +84,30 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
         done();
       });
       return {
-        send: (mail, sendGate) => {
+        send: (mail, sendGate, done) => {
           gate = sendGate;
           streamed = false;
           replies?.mark();
           onThisConnection = onThisConnection >= maxMessages ? 1 : onThisConnection + 1;
-          // The callback form: one promise per message (nodemailer makes one more without it).
-          const sent = new Promise<SentMessageInfo>((resolve, reject) =>
-            transporter.sendMail(mail, (error, info) => {
-              if (!error) return resolve(info);
-              onThisConnection = 0; // the connection may be gone: assume a new one next time
-              reject(error);
-            }),
-          );
-          dispatch?.();
-          return sent;
+          // nodemailer's callback form: it makes no promise of its own then.
+          let returned = false;
+          let called = false;
+          const callback = (error: Error | null, info?: SentMessageInfo) => {
+            if (called) return;
+            called = true;
+            if (error) onThisConnection = 0; // the connection may be gone: assume a new one next time
+            // A callback made before sendMail returned (a plugin that fails at once) waits for it:
+            // the caller's bookkeeping is done only once send() returns.
+            if (returned) done(error, info);
+            else queueMicrotask(() => done(error, info));
+          };
+          try {
+            transporter.sendMail(mail, callback);
+            dispatch?.();
+          } catch (error) {
+            callback(error as Error);
+          }
+          returned = true;
         },
         willConnect: () => onThisConnection === 0 || onThisConnection >= maxMessages,
         streamed: () => streamed,
@@ -109,7 +122,8 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
 function shared(transporter: Transporter, ours: boolean): TransportFactory {
   return {
     ownsConnections: false,
-    open: () => ({ send: (mail) => transporter.sendMail(mail), streamed: () => undefined, lastReply: () => undefined, willConnect: () => false, close: async () => {} }),
+    // The promise form: a transporter from elsewhere may not take a callback.
+    open: () => ({ send: (mail, _gate, done) => void new Promise<SentMessageInfo>((resolve) => resolve(transporter.sendMail(mail))).then((info) => done(null, info), done), streamed: () => undefined, lastReply: () => undefined, willConnect: () => false, close: async () => {} }),
     close() {
       if (ours) transporter.close();
     },

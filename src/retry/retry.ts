@@ -43,6 +43,11 @@ export interface RetryLoopOptions {
    * within the one `maxRetryTime`). By default each loop has its own, from its first attempt.
    */
   deadline?: Deadline | undefined;
+  /**
+   * The first attempt was made by the caller (with `deadline`'s time) and failed with `error`: the
+   * loop starts from its failure, as if it had made it. The abort check before it is the caller's too.
+   */
+  firstFailed?: { error: unknown } | undefined;
 }
 
 /** Why the loop stopped without a success: the last failure and how many attempts it took. */
@@ -67,6 +72,7 @@ export class RetryStopped extends Error {
  */
 export function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions): Promise<{ value: T; attempts: number }> {
   const clock = options.deadline ?? new Deadline((options.now ?? Date.now)() + options.retry.maxRetryTime);
+  if (options.firstFailed) return retryAfterFirst(options.firstFailed.error, attempt, options, clock);
   // The first attempt, inline (a `then` on its promise: one step fewer per message than an async function).
   if (options.signal?.aborted) return Promise.reject(toError(options.signal.reason));
   let first: Promise<T>;
@@ -75,10 +81,13 @@ export function withRetry<T>(attempt: (context: AttemptContext) => Promise<T>, o
   } catch (error) {
     first = Promise.reject(error);
   }
-  return first.then(once, (error: unknown) => {
-    if (!(error instanceof AttemptFailure)) throw toError(error);
-    return retryAfter(error, attempt, options, clock);
-  });
+  return first.then(once, (error: unknown) => retryAfterFirst(error, attempt, options, clock));
+}
+
+/** Goes on after a first attempt that failed with `error`: an `AttemptFailure` is retried, anything else ends the loop. */
+function retryAfterFirst<T>(error: unknown, attempt: (context: AttemptContext) => Promise<T>, options: RetryLoopOptions, clock: Deadline): Promise<{ value: T; attempts: number }> {
+  if (!(error instanceof AttemptFailure)) return Promise.reject(toError(error));
+  return retryAfter(error, attempt, options, clock);
 }
 
 const once = <T>(value: T) => ({ value, attempts: 1 });

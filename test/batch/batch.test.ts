@@ -128,6 +128,51 @@ describe('sendBatch', () => {
     expect(srv.counts().unique).toBe(4);
   });
 
+  it('builds with an async build as with a sync one, and fails one that rejects alone', async () => {
+    const { srv, mailer } = await setup();
+    const report = await mailer.sendBatch(subscribers(6), {
+      build: async (s, i) => {
+        await new Promise((r) => setTimeout(r, i));
+        if (i === 2) throw new Error('row vanished');
+        return build(s);
+      },
+    });
+    expect(report).toMatchObject({ total: 6, sent: 5, failed: 1 });
+    expect(report.failures[0]).toMatchObject({ id: '#2', decision: 'permanent' });
+    expect(report.failures[0]!.message).toContain('build failed: row vanished');
+    expect(srv.counts()).toMatchObject({ unique: 5, duplicates: 0 });
+  });
+
+  it('fails a message whose route throws alone, as a message that cannot be built', async () => {
+    const { srv, mailer } = await setup();
+    const failedEvents: string[] = [];
+    mailer.on('failed', (e) => failedEvents.push(e.messageId!));
+    const report = await mailer.sendBatch(subscribers(5), {
+      build,
+      route: (message) => {
+        if (message.id === 'reader1@example.net') throw new Error('no such region');
+        return undefined;
+      },
+    });
+    expect(report).toMatchObject({ total: 5, sent: 4, failed: 1 });
+    expect(report.failures[0]).toMatchObject({ id: 'reader1@example.net', decision: 'permanent' });
+    expect(report.failures[0]!.message).toContain('route failed: no such region');
+    expect(failedEvents).toEqual(['reader1@example.net']);
+    expect(srv.counts()).toMatchObject({ unique: 4, duplicates: 0 });
+  });
+
+  it('goes through a long run of messages that settle as they start (refused, duplicate ids) without deepening the stack', async () => {
+    const { srv, mailer } = await setup();
+    // Each of these settles without waiting for anything: a message starting the next one as it
+    // settles would nest a call per message, and 100,000 of them would overflow the stack.
+    function* source() {
+      for (let i = 0; i < 100_000; i++) yield i % 2 === 0 ? { id: `bad-${i}`, from: 'news@example.org', to: 'not-an-address', text: 'x' } : { id: 'same', from: 'news@example.org', to: 'reader@example.net', text: 'x' };
+    }
+    const report = await mailer.sendBatch(source(), { concurrency: 50 });
+    expect(report).toMatchObject({ total: 100_000, sent: 1, failed: 50_000, skipped: 49_999, pending: 0 });
+    expect(srv.counts()).toMatchObject({ unique: 1, duplicates: 0 });
+  });
+
   it('sends two items that build the same id once', async () => {
     const { srv, mailer } = await setup();
     const list = [...subscribers(5), ...subscribers(3)];
