@@ -8,7 +8,7 @@ import { parseOptions } from './config/parse.js';
 import type { MailerOptionsInput } from './config/schema.js';
 import { createEmitter, type MailerEmitter } from './emitter.js';
 import { AbortedError, ConfigError, DeliveryError } from './errors.js';
-import type { BeforeSend, Lane, LaneStats } from './lanes/lane.js';
+import type { Attempt, BeforeSend, Lane, LaneStats } from './lanes/lane.js';
 import { createLanes } from './lanes/lanes.js';
 import { connectRedis } from './limiter/connect.js';
 import { createFailoverLimiter, createRedisHealth } from './limiter/failover.js';
@@ -88,36 +88,67 @@ export function createMailer(options: MailerOptionsInput): Mailer {
 
   /**
    * One message, calling `resolve` with its result or `reject` with why it failed, once. Most
-   * messages go in one transaction that succeeds at the first attempt: that attempt is made here
-   * with callbacks, from the lane's transport straight to `resolve`, with no promise per message.
-   * Anything else (a lane still to be picked by MX, more recipients than one transaction takes, a
-   * failed attempt, recipients refused for now) goes on in `deliver`, from where this left it.
+   * messages go in one transaction that succeeds at the first attempt: that attempt (a
+   * `FirstAttempt`) goes to the lane from here and its outcome comes back to its methods, from the
+   * lane's transport straight to `resolve`, with no promise per message. Anything else (a lane
+   * still to be picked by MX, more recipients than one transaction takes, a failed attempt,
+   * recipients refused for now) goes on in `deliver`, from where this left it.
    */
   function deliverNow(prepared: PreparedMessage, options: DeliverOptions, resolve: (result: SendResult) => void, reject: (error: unknown) => void): void {
-    const settle = (delivering: Promise<SendResult>) => void delivering.then(resolve, reject);
     const picked = lanes.pick(prepared.provider ?? providers[0]!, prepared.recipients);
     if (picked instanceof Promise || !picked || closed || options.signal.aborted || prepared.recipients.length > (config.providers[picked.provider]!.maxRecipientsPerMessage ?? Infinity)) {
-      return settle(deliver(prepared, options, picked));
+      void deliver(prepared, options, picked).then(resolve, reject);
+      return;
     }
-    const lane = picked;
-    const started = Date.now();
-    const clock = new Deadline(started + config.retry.maxRetryTime);
-    const resume = (outcome: First['outcome']) => settle(deliver(prepared, options, lane, { clock, started, outcome }));
-    lane.attemptWith(
-      prepared.mail,
-      { signal: options.signal, deadline: clock.at, beforeSend: options.beforeSend, onPaused: clock.paused },
-      (info) => {
-        if (refusedForNow(info, config.retry)) return resume({ value: info });
-        let result: SendResult;
-        try {
-          result = finish(lane, prepared.id, prepared.recipients, 1, [info], started);
-        } catch (error) {
-          return reject(error);
-        }
-        resolve(result);
-      },
-      (error) => resume({ error }),
-    );
+    picked.submit(new FirstAttempt(prepared, options, picked, resolve, reject));
+  }
+
+  /** The first attempt of a message that goes in one transaction: its state, and where its outcome goes (see `deliverNow`). */
+  class FirstAttempt implements Attempt {
+    readonly mail: SendMailOptions;
+    readonly signal: AbortSignal;
+    readonly beforeSend: BeforeSend | undefined;
+    readonly started = Date.now();
+    readonly deadline: number;
+    /** The message's retry deadline: `deadline`, moved later by the quota pauses the attempt waited through. */
+    #clock: number;
+
+    constructor(
+      readonly prepared: PreparedMessage,
+      readonly options: DeliverOptions,
+      readonly lane: Lane,
+      readonly onSent: (result: SendResult) => void,
+      readonly onFailed: (error: unknown) => void,
+    ) {
+      this.mail = prepared.mail;
+      this.signal = options.signal;
+      this.beforeSend = options.beforeSend;
+      this.deadline = this.#clock = this.started + config.retry.maxRetryTime;
+    }
+
+    paused(ms: number): void {
+      if (ms > 0) this.#clock += ms;
+    }
+
+    resolve(info: SentMessageInfo): void {
+      if (refusedForNow(info, config.retry)) return this.#goOn({ value: info });
+      let result: SendResult;
+      try {
+        result = finish(this.lane, this.prepared.id, this.prepared.recipients, 1, [info], this.started);
+      } catch (error) {
+        return this.onFailed(error);
+      }
+      this.onSent(result);
+    }
+
+    reject(error: AttemptFailure | AbortedError): void {
+      this.#goOn({ error });
+    }
+
+    /** The rest of the message's delivery, from this attempt's outcome on. */
+    #goOn(outcome: First['outcome']): void {
+      void deliver(this.prepared, this.options, this.lane, { clock: new Deadline(this.#clock), started: this.started, outcome }).then(this.onSent, this.onFailed);
+    }
   }
 
   // One message: route → lane (limiter → transport → classify) → retry → events. `first`: the

@@ -85,19 +85,36 @@ export interface LaneStats {
  */
 export type BeforeSend = (signal: AbortSignal | undefined, deadline: number) => Promise<void>;
 
+/**
+ * One attempt as a lane takes it: the message, how long it may wait, and where its outcome goes.
+ * Exactly one of `resolve` and `reject` is called, once, as a method of this object: a caller may
+ * keep its state here and need no closure per attempt.
+ */
+export interface Attempt {
+  readonly mail: SendMailOptions;
+  /** Stops waiting for the lane (the caller's signal, or the mailer closing). */
+  readonly signal: AbortSignal | undefined;
+  /** Epoch ms after which the attempt stops waiting for the lane (`Infinity`: no limit). */
+  readonly deadline: number;
+  readonly beforeSend: BeforeSend | undefined;
+  /** Told, before the attempt goes, the time it waited through a quota pause: its deadline moved later by that much. */
+  paused(ms: number): void;
+  /** The server took the message. Called in the transport's callback: it must not throw. */
+  resolve(info: SentMessageInfo): void;
+  /** The attempt failed (`AttemptFailure`) or was called off (`AbortedError`); may be called before `submit` returns. */
+  reject(failure: AttemptFailure | AbortedError): void;
+}
+
+/** The lane's record of a waiting attempt. */
 interface Job {
-  mail: SendMailOptions;
-  beforeSend: BeforeSend | undefined;
-  resolve: (info: SentMessageInfo) => void;
-  reject: (failure: AttemptFailure | AbortedError) => void;
+  attempt: Attempt;
   signal: AbortSignal | undefined;
   /** Epoch ms after which the job gives up waiting (its message's retry deadline), as given or as moved by quota pauses. */
   deadline: number;
   /** `deadline` on the lane's quota clock (`Date.now()` less the quota pauses jobs waited through): what the queue expires by. */
   expires: number;
-  onPaused: ((ms: number) => void) | undefined;
   /** Epoch ms of a slot booked for this job that it gave back its connection to wait for (a quota's): it goes then, without booking again. */
-  slotAt?: number | undefined;
+  slotAt: number | undefined;
 }
 
 export interface AttemptOptions {
@@ -175,26 +192,23 @@ export class Lane {
   }
 
   /** One attempt at sending `mail`. Resolves with nodemailer's info, rejects with an `AttemptFailure`. */
-  attempt(mail: SendMailOptions, options: AttemptOptions = {}): Promise<SentMessageInfo> {
-    return new Promise((resolve, reject) => this.attemptWith(mail, options, resolve, reject));
+  attempt(mail: SendMailOptions, { signal, deadline = Infinity, beforeSend, onPaused = noop }: AttemptOptions = {}): Promise<SentMessageInfo> {
+    return new Promise((resolve, reject) => this.submit({ mail, signal, deadline, beforeSend, paused: onPaused, resolve, reject }));
   }
 
-  /**
-   * `attempt()` with callbacks: exactly one of them is called, once. `reject` may be called before
-   * this returns (the lane is stopped or closed); `resolve` runs in the transport's callback, so it
-   * must not throw. The hot path of a batch: no promise of its own per message.
-   */
-  attemptWith(mail: SendMailOptions, { signal, deadline = Infinity, beforeSend, onPaused }: AttemptOptions, resolve: (info: SentMessageInfo) => void, reject: (failure: AttemptFailure | AbortedError) => void): void {
-    if (this.#state.stopped) return reject(this.#stoppedFailure());
-    if (this.#closed) return reject(closedError());
-    this.#queue.push({ mail, beforeSend, resolve, reject, signal, deadline, expires: deadline - this.#quotaPausedMs, onPaused });
+  /** `attempt()` without a promise: the outcome goes to `attempt`'s own methods. The hot path of a batch. */
+  submit(attempt: Attempt): void {
+    if (this.#state.stopped) return attempt.reject(this.#stoppedFailure());
+    if (this.#closed) return attempt.reject(closedError());
+    const { signal, deadline } = attempt;
+    this.#queue.push({ attempt, signal, deadline, expires: deadline - this.#quotaPausedMs, slotAt: undefined });
     if (deadline !== Infinity) this.#watchDeadlines();
     this.#pump();
   }
 
   /** A job taken out of the queue before its turn: its signal aborted or its deadline passed. */
   #gaveUp(job: Job): void {
-    job.reject(new AttemptFailure(this.#waitDecision(), { lane: this.name, message: `gave up waiting for lane ${this.name}`, cause: job.signal?.reason }));
+    job.attempt.reject(new AttemptFailure(this.#waitDecision(), { lane: this.name, message: `gave up waiting for lane ${this.name}`, cause: job.signal?.reason }));
   }
 
   // One timer per lane, not one per message: it gives up the queued jobs whose deadline passed.
@@ -249,7 +263,7 @@ export class Lane {
     clearTimeout(this.#wakeTimer);
     clearInterval(this.#deadlineTimer);
     this.#abort.abort(new Error('lane closed'));
-    for (const job of this.#queue.drain()) job.reject(closedError());
+    for (const job of this.#queue.drain()) job.attempt.reject(closedError());
     this.#queue.dispose();
     clearTimeout(this.#idleTimer);
     for (const idle of this.#idle.splice(0)) idle.wake(true);
@@ -407,7 +421,7 @@ export class Lane {
     // after it (the server counts arrivals).
     if (connection.willConnect()) {
       if (this.#state.stopped) {
-        job.reject(this.#stoppedFailure());
+        job.attempt.reject(this.#stoppedFailure());
         return 'close';
       }
       return this.#recorded(job, this.#gated(job));
@@ -415,7 +429,7 @@ export class Lane {
     const booked = this.#slot(job);
     if (typeof booked !== 'number' || booked > 0) return this.#paceLater(job, booked);
     if (this.#state.stopped) {
-      job.reject(this.#stoppedFailure());
+      job.attempt.reject(this.#stoppedFailure());
       this.#failQueued();
       return 'close';
     }
@@ -448,7 +462,7 @@ export class Lane {
     try {
       const waitMs = typeof booked === 'number' ? booked : await booked;
       if (this.#state.stopped) {
-        job.reject(this.#stoppedFailure());
+        job.attempt.reject(this.#stoppedFailure());
         this.#failQueued();
         return 'close';
       }
@@ -464,14 +478,14 @@ export class Lane {
         try {
           await sleep(waitMs, this.#abort.signal);
         } catch {
-          job.reject(closedError());
+          job.attempt.reject(closedError());
           return 'close';
         }
       }
     } catch (error) {
       // The limiter failed (Redis down): the attempt did not happen; the retry loop tries again.
       this.#options.onLimiterError(error as Error);
-      job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `limiter unavailable: ${(error as Error).message}`, cause: error }));
+      job.attempt.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `limiter unavailable: ${(error as Error).message}`, cause: error }));
       return 'close';
     } finally {
       this.#pacing--;
@@ -483,7 +497,7 @@ export class Lane {
   #recorded(job: Job, ready: Ready): Ready | Outcome | Promise<Ready | Outcome> {
     this.#sending++;
     this.#pump();
-    return job.beforeSend ? this.#beforeSend(job, job.beforeSend, ready) : ready;
+    return job.attempt.beforeSend ? this.#beforeSend(job, job.attempt.beforeSend, ready) : ready;
   }
 
   async #beforeSend(job: Job, beforeSend: BeforeSend, ready: Ready): Promise<Ready | Outcome> {
@@ -494,11 +508,11 @@ export class Lane {
       this.#sending--;
       // The caller called it off (its claim on the message is gone): not a failure of the lane.
       if (isAbortedError(error)) {
-        job.reject(error);
+        job.attempt.reject(error);
         return 'keep';
       }
       this.#options.onLimiterError(error as Error);
-      job.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `could not record the attempt: ${(error as Error).message}`, cause: error }));
+      job.attempt.reject(new AttemptFailure({ kind: 'transient' }, { lane: this.name, message: `could not record the attempt: ${(error as Error).message}`, cause: error }));
       return 'keep';
     }
   }
@@ -509,7 +523,7 @@ export class Lane {
    */
   #transmit(connection: Connection, job: Job, ready: Ready): Promise<Outcome> {
     return new Promise((resolve) => {
-      connection.send(job.mail, ready.gate, (error, info) => {
+      connection.send(job.attempt.mail, ready.gate, (error, info) => {
         this.#sending--;
         if (error) {
           // Nothing went out (the body is held back until the gate opens): back in line, with its slot.
@@ -518,7 +532,7 @@ export class Lane {
         }
         this.#counts.sent++;
         try {
-          job.resolve(info as SentMessageInfo);
+          job.attempt.resolve(info as SentMessageInfo);
         } catch (bug) {
           // Not the send's failure (the server took the message): a bug after it, kept loud.
           queueMicrotask(() => {
@@ -573,7 +587,7 @@ export class Lane {
     }
     // No reply after the whole body went out: the server may have taken it (a timeout after the final dot).
     const inDoubt = streamed === true && reply.responseCode === undefined;
-    job.reject(new AttemptFailure(decision, { ...reply, lane: this.name, cause: error, inDoubt, tooManyRecipients: isTooManyRecipients(error) }));
+    job.attempt.reject(new AttemptFailure(decision, { ...reply, lane: this.name, cause: error, inDoubt, tooManyRecipients: isTooManyRecipients(error) }));
     if (this.#state.stopped) this.#failQueued();
     return outcome;
   }
@@ -639,7 +653,7 @@ export class Lane {
   }
 
   #failQueued(): void {
-    for (const job of this.#queue.drain()) job.reject(this.#stoppedFailure());
+    for (const job of this.#queue.drain()) job.attempt.reject(this.#stoppedFailure());
   }
 
   #stoppedFailure(): AttemptFailure {
@@ -679,7 +693,7 @@ export class Lane {
     const paused = job.expires + this.#quotaPausedMs - job.deadline;
     if (!(paused > 0)) return; // NaN for a job without a deadline
     job.deadline += paused;
-    job.onPaused?.(paused);
+    job.attempt.paused(paused);
   }
 
   #cap(): number {
@@ -715,6 +729,8 @@ interface Ready {
 
 /** An attempt on an open connection with its slot in hand: no gate (never written: only a gate sets `deferred`). */
 const DIRECT: Readonly<Ready> = Object.freeze({ gate: undefined, deferred: false });
+
+const noop = () => {};
 
 const closedError = () => new AbortedError('mailer closed before the message was sent', { closed: true });
 

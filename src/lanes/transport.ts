@@ -6,8 +6,9 @@ import type { SendMailOptions, SentMessageInfo, SMTPPoolOptions, Transport, Tran
 export interface Connection {
   /**
    * Sends one message and calls `done` once, with the error or nodemailer's info (never before
-   * `send` returns). `gate`, when given, is awaited once the server has accepted DATA and before
-   * the body goes out: a pacing slot taken then is not delayed by opening the connection.
+   * `send` returns). One at a time: the next `send` only after `done` was called. `gate`, when
+   * given, is awaited once the server has accepted DATA and before the body goes out: a pacing
+   * slot taken then is not delayed by opening the connection.
    */
   send(mail: SendMailOptions, gate: (() => Promise<void>) | undefined, done: SendCallback): void;
   /**
@@ -83,31 +84,36 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
         });
         done();
       });
+      // One message at a time: the send in progress's callback, and whether send() is still running.
+      let pending: SendCallback | undefined;
+      let inSend = false;
+      const sent = (error: Error | null, info?: SentMessageInfo) => {
+        const done = pending;
+        if (!done) return;
+        pending = undefined;
+        if (error) onThisConnection = 0; // the connection may be gone: assume a new one next time
+        // A callback made before sendMail returned (a plugin that fails at once) waits for it:
+        // the caller's bookkeeping is done only once send() returns.
+        if (inSend) queueMicrotask(() => done(error, info));
+        else done(error, info);
+      };
       return {
         send: (mail, sendGate, done) => {
           gate = sendGate;
           streamed = false;
           replies?.mark();
           onThisConnection = onThisConnection >= maxMessages ? 1 : onThisConnection + 1;
+          pending = done;
+          inSend = true;
           // nodemailer's callback form: it makes no promise of its own then.
-          let returned = false;
-          let called = false;
-          const callback = (error: Error | null, info?: SentMessageInfo) => {
-            if (called) return;
-            called = true;
-            if (error) onThisConnection = 0; // the connection may be gone: assume a new one next time
-            // A callback made before sendMail returned (a plugin that fails at once) waits for it:
-            // the caller's bookkeeping is done only once send() returns.
-            if (returned) done(error, info);
-            else queueMicrotask(() => done(error, info));
-          };
           try {
-            transporter.sendMail(mail, callback);
+            transporter.sendMail(mail, sent);
             dispatch?.();
           } catch (error) {
-            callback(error as Error);
+            sent(error as Error);
+          } finally {
+            inSend = false;
           }
-          returned = true;
         },
         willConnect: () => onThisConnection === 0 || onThisConnection >= maxMessages,
         streamed: () => streamed,
