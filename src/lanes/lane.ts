@@ -310,7 +310,8 @@ export class Lane {
         const paced = this.#pace(connection, job);
         const ready = paced instanceof Promise ? await paced : paced;
         if (ready === 'close') break;
-        if (ready !== 'keep' && (await this.#transmit(connection, job, ready)) === 'close') break;
+        // The connection's sends go on from the transport's callbacks while they can (see #transmit).
+        if (ready !== 'keep' && (await this.#transmit(connection, lease, job, ready)) === 'close') break;
         const turn = this.#letLoopTurn();
         if (turn) await turn;
         // The cap dropped below what is open, or the slot was lost (Redis forgot it): give this connection back.
@@ -519,30 +520,52 @@ export class Lane {
 
   /**
    * Sends a readied attempt and settles its job in the transport's callback (the message goes on
-   * from there with no promise in between). Resolves with whether this connection may be used again.
+   * from there with no promise in between). While the connection's next job can go at once (one
+   * waits, its slot needs no wait, nothing calls for a turn of the event loop or for fewer
+   * connections), it goes from that callback too: the worker loop sees the connection again when
+   * the run ends. Resolves with whether this connection may be used again.
    */
-  #transmit(connection: Connection, job: Job, ready: Ready): Promise<Outcome> {
-    return new Promise((resolve) => {
-      connection.send(job.attempt.mail, ready.gate, (error, info) => {
-        this.#sending--;
-        if (error) {
-          // Nothing went out (the body is held back until the gate opens): back in line, with its slot.
-          resolve(ready.deferred ? this.#waitForSlot(job) : this.#failed(job, withReply(error, connection.lastReply()), connection.streamed()));
-          return;
-        }
-        this.#counts.sent++;
-        try {
-          job.attempt.resolve(info as SentMessageInfo);
-        } catch (bug) {
-          // Not the send's failure (the server took the message): a bug after it, kept loud.
-          queueMicrotask(() => {
-            throw bug;
-          });
-        }
-        const recovering = this.#state.rateFactor < 1 || this.#state.connections < this.#options.spec.maxConnections;
-        resolve(recovering ? this.#apply(onSuccess(this.#options.controller)).then(() => 'keep' as const) : 'keep');
-      });
+  #transmit(connection: Connection, lease: Lease, job: Job, ready: Ready): Promise<Outcome> {
+    return new Promise((resolve) => this.#sendOn(connection, lease, job, ready, resolve));
+  }
+
+  #sendOn(connection: Connection, lease: Lease, job: Job, ready: Ready, resolve: (outcome: Outcome | Promise<Outcome>) => void): void {
+    connection.send(job.attempt.mail, ready.gate, (error, info) => {
+      this.#sending--;
+      if (error) {
+        // Nothing went out (the body is held back until the gate opens): back in line, with its slot.
+        resolve(ready.deferred ? this.#waitForSlot(job) : this.#failed(job, withReply(error, connection.lastReply()), connection.streamed()));
+        return;
+      }
+      this.#counts.sent++;
+      try {
+        job.attempt.resolve(info as SentMessageInfo);
+      } catch (bug) {
+        // Not the send's failure (the server took the message): a bug after it, kept loud.
+        queueMicrotask(() => {
+          throw bug;
+        });
+      }
+      if (this.#state.rateFactor < 1 || this.#state.connections < this.#options.spec.maxConnections) {
+        resolve(this.#apply(onSuccess(this.#options.controller)).then(() => 'keep' as const));
+        return;
+      }
+      this.#sendNext(connection, lease, resolve);
     });
+  }
+
+  /** The worker loop's next steps after a send, made in the send's callback: the next job goes from here when it can go at once. */
+  #sendNext(connection: Connection, lease: Lease, resolve: (outcome: Outcome | Promise<Outcome>) => void): void {
+    const turn = this.#letLoopTurn();
+    if (turn) return resolve(turn.then(() => 'keep' as const));
+    // The cap dropped below what is open, or the slot was lost (Redis forgot it): give this connection back.
+    if (this.#workers > this.#cap() || lease.lost) return resolve('close');
+    const job = this.#takeJob();
+    if (!job) return resolve('keep');
+    const paced = this.#pace(connection, job);
+    if (paced instanceof Promise) return resolve(paced.then((ready) => (typeof ready === 'string' ? ready : this.#transmit(connection, lease, job, ready))));
+    if (typeof paced === 'string') return resolve(paced);
+    this.#sendOn(connection, lease, job, paced, resolve);
   }
 
   async #failed(job: Job, error: unknown, streamed: boolean | undefined): Promise<Outcome> {
