@@ -96,7 +96,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
    */
   function deliverNow(prepared: PreparedMessage, options: DeliverOptions, resolve: (result: SendResult) => void, reject: (error: unknown) => void): void {
     const picked = lanes.pick(prepared.provider ?? providers[0]!, prepared.recipients);
-    if (picked instanceof Promise || !picked || closed || options.signal.aborted || prepared.recipients.length > (config.providers[picked.provider]!.maxRecipientsPerMessage ?? Infinity)) {
+    if (picked instanceof Promise || !picked || closed || options.signal.aborted || prepared.recipients.length > recipientLimit(picked)) {
       void deliver(prepared, options, picked).then(resolve, reject);
       return;
     }
@@ -162,7 +162,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     // The envelope goes in parts when the provider takes fewer recipients per message, or when the
     // server says so (452 4.5.3): each part is one SMTP transaction, paced and retried on its own.
     // Recipients the server refused for now while it took the others go again in a part of their own.
-    const limit = config.providers[lane.provider]!.maxRecipientsPerMessage ?? Infinity;
+    const limit = recipientLimit(lane);
     const parts: Part[] = recipients.length > limit ? chunk(recipients, limit).map((to) => ({ to })) : [{ to: recipients }];
     const results: SentMessageInfo[] = [];
     let attempts = 0;
@@ -233,6 +233,11 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       }
     }
     return finish(lane, id, recipients, attempts, results, started);
+  }
+
+  /** How many recipients one transaction of the lane's provider takes. */
+  function recipientLimit(lane: Lane): number {
+    return config.providers[lane.provider]!.maxRecipientsPerMessage ?? Infinity;
   }
 
   /** A delivered message: its `sent` event, and nodemailer's info (merged over its transactions) with how it went. */

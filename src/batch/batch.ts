@@ -130,7 +130,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     try {
       message = options.build ? options.build(item, at) : (item as Message);
     } catch (error) {
-      refuse(`#${at}`, `build failed: ${(error as Error)?.message ?? String(error)}`, error);
+      refuseFor('build', `#${at}`, error);
       return done();
     }
     // A message built at once and no ledger to ask: it goes now, settled by callbacks (no promise
@@ -151,7 +151,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       try {
         routed = options.route(message);
       } catch (error) {
-        return void refuse(id, `route failed: ${(error as Error)?.message ?? String(error)}`, error);
+        return void refuseFor('route', id, error);
       }
       if (routed !== undefined) prepared.provider = routed;
     }
@@ -163,11 +163,10 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     const id = idOf(message, index);
     const prepared = prepare(message, id);
     if (!prepared) return done();
-    if (seen!.has(id)) {
+    if (claimHere(id) === 'busy') {
       report.skipped++;
       return done();
     }
-    seen!.add(id);
     context.deliver(
       prepared,
       plain,
@@ -187,13 +186,13 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     try {
       message = await built;
     } catch (error) {
-      return refuse(`#${index}`, `build failed: ${(error as Error)?.message ?? String(error)}`, error);
+      return refuseFor('build', `#${index}`, error);
     }
     const id = idOf(message, index);
     const prepared = prepare(message, id);
     if (!prepared) return;
 
-    const claim = ledger ? await untilDone(() => ledger.claim(id), signal) : seen!.has(id) ? 'busy' : (seen!.add(id), 'claimed');
+    const claim = ledger ? await untilDone(() => ledger.claim(id), signal) : claimHere(id);
     if (claim === undefined) {
       report.pending++;
       return;
@@ -248,6 +247,12 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     else fail(report, id, prepared.recipients, 'transient', undefined, undefined, (error as Error)?.message ?? String(error));
     return 'failed';
   };
+
+  /** A message whose `build` or `route` threw: refused like any other (`build failed: …`, `route failed: …`). */
+  const refuseFor = (step: 'build' | 'route', id: string, error: unknown) => refuse(id, `${step} failed: ${(error as Error)?.message ?? String(error)}`, error);
+
+  /** Claims `id` in this run's memory (a batch without a ledger): `'busy'` when an earlier item of the batch had it. */
+  const claimHere = (id: string): 'busy' | 'claimed' => (seen!.has(id) ? 'busy' : (seen!.add(id), 'claimed'));
 
   /** A message that fails before it is sent: reported in the batch and as a `failed` event, like any other. */
   const refuse = (id: string, problem: string, cause?: unknown) => {

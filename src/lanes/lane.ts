@@ -314,8 +314,7 @@ export class Lane {
         if (ready !== 'keep' && (await this.#transmit(connection, lease, job, ready)) === 'close') break;
         const turn = this.#letLoopTurn();
         if (turn) await turn;
-        // The cap dropped below what is open, or the slot was lost (Redis forgot it): give this connection back.
-        if (this.#workers > this.#cap() || lease.lost) break;
+        if (this.#mustGiveBack(lease)) break;
       }
     } finally {
       await connection.close();
@@ -558,8 +557,7 @@ export class Lane {
   #sendNext(connection: Connection, lease: Lease, resolve: (outcome: Outcome | Promise<Outcome>) => void): void {
     const turn = this.#letLoopTurn();
     if (turn) return resolve(turn.then(() => 'keep' as const));
-    // The cap dropped below what is open, or the slot was lost (Redis forgot it): give this connection back.
-    if (this.#workers > this.#cap() || lease.lost) return resolve('close');
+    if (this.#mustGiveBack(lease)) return resolve('close');
     const job = this.#takeJob();
     if (!job) return resolve('keep');
     const paced = this.#pace(connection, job);
@@ -717,6 +715,11 @@ export class Lane {
     if (!(paused > 0)) return; // NaN for a job without a deadline
     job.deadline += paused;
     job.attempt.paused(paused);
+  }
+
+  /** The cap dropped below what is open, or the slot was lost (Redis forgot it): this connection must be given back. */
+  #mustGiveBack(lease: Lease): boolean {
+    return this.#workers > this.#cap() || lease.lost;
   }
 
   #cap(): number {
