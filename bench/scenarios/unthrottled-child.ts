@@ -36,7 +36,11 @@ const receiver = { host: run.host, port: run.port };
 
 if (run.warmup > 0) {
   const warm = await contender.setup(receiver, `${run.prefix}-w`);
-  await warm.send(makeMessages(`${run.tag}-w`, run.warmup));
+  const warmMessages = makeMessages(`${run.tag}-w`, run.warmup);
+  // A diagnostic switch of bench/burst-gc.ts, never set by `npm run bench`: a full GC before the
+  // warm-up too, so that its first collections fall at the same points in every run.
+  if (process.env.BENCH_GC_BEFORE_WARMUP === '1') collectGarbage();
+  await warm.send(warmMessages);
   await warm.close();
 }
 
