@@ -46,7 +46,7 @@ interface Collections {
 }
 
 /** Sums the main thread's collections after the last forced one (the GC before the measured run). */
-export function collections(trace: string): Collections {
+function collections(trace: string): Collections {
   const lines = trace.split('\n');
   const forced = lines.findLastIndex((line) => / testing[;, ]/.test(line) || line.endsWith(' testing'));
   if (forced < 0) throw new Error('no forced GC ("testing") in the trace: was --trace-gc passed?');
