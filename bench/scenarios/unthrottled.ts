@@ -37,10 +37,10 @@ interface RunFigures {
 async function runOnce(contender: Contender, n: number, warmup: number, tag: string, prefix: string, redisPid: number | undefined, capMs: number): Promise<Omit<RunFigures, 'round'>> {
   const sink = await startSink();
   const config: ChildRun = { key: contender.key, host: sink.host, port: sink.port, warmup, n, tag, prefix, redisPid };
-  // BENCH_GC_BEFORE_WARMUP is bench/burst-gc.ts's diagnostic switch: never inherited here.
+  // BENCH_GC_BEFORE_WARMUP and BENCH_HOLD are bench/burst-gc.ts's diagnostic switches: never inherited here.
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', CHILD_SCRIPT, JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BENCH_GC_BEFORE_WARMUP: undefined },
+    env: { ...process.env, BENCH_GC_BEFORE_WARMUP: undefined, BENCH_HOLD: undefined },
   });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
