@@ -21,7 +21,10 @@
  * with V8's `_v8_internal_Print_Object` (bench/lib/print-sites.py). A site is named by its object
  * literal's keys (`{fired, wrapFn, target, type, listener}`), or as an array literal or
  * allocation. Needs gdb (`apt-get install -y gdb`) and leave to attach (root, or ptrace_scope 0).
- * A site moved by a compaction after its last trace line cannot be printed, and is counted.
+ * Sites are read by walking V8's list of them from the addresses in the trace; a site the trace
+ * left at "tenure" that no walk reached and that moved (a compaction) or died since cannot be
+ * printed, and is counted. When a site was marked is read from the trace by its address then: a
+ * site that moved since is not dated.
  *
  * Written to find why `send()` with 20,000 messages at once ran in two speeds (docs/benchmarks.md,
  * "Two speeds of send() all at once").
