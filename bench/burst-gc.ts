@@ -123,11 +123,13 @@ function queuedOnTrace(output: string, figures: ChildFigures): number | undefine
   return figures.warmupQueuedAt + (gcTime(lines[forced]!) - figures.gcEndedAt);
 }
 
-/** Where the trace shows a site marked "tenure": when (the trace's ms) and with how many of its objects since the collection before alive. */
+/** A decision the trace shows for a site: when (the trace's ms), at which collection, with how many of its objects made since the collection before alive, and what it became. */
 interface Marked {
   at: number;
+  collection: 'scavenge' | 'mark-compact';
   found: number;
   created: number;
+  to: string;
 }
 
 /**
@@ -136,27 +138,33 @@ interface Marked {
  * at "tenure", and when each was marked. V8 decides right after a collection and `--trace-gc`
  * prints that collection's line after the decisions: a decision's time is the next line's.
  */
-function traceSites(output: string): { all: string[]; tenured: string[]; marked: Map<string, Marked> } {
+function traceSites(output: string): { all: string[]; tenured: string[]; marked: Map<string, Marked>; first: Map<string, Marked> } {
   const { isolate } = traceOf(output);
   const last = new Map<string, string>();
+  /** Each address's first "=> tenure" from another state, and its first decision of any kind. */
   const marked = new Map<string, Marked>();
-  let undated: Array<[string, Omit<Marked, 'at'>]> = [];
+  const first = new Map<string, Marked>();
+  let undated: Array<{ into: Map<string, Marked>; address: string; found: number; created: number; to: string }> = [];
   for (const line of output.split('\n')) {
     if (!line.startsWith(isolate)) continue;
-    if (/: (Scavenge|Mark-Compact)/.test(line)) {
-      for (const [address, counts] of undated) marked.set(address, { at: gcTime(line), ...counts });
+    const collection = /: (Scavenge|Mark-Compact)/.exec(line)?.[1];
+    if (collection) {
+      for (const { into, address, ...counts } of undated) into.set(address, { at: gcTime(line), collection: collection === 'Scavenge' ? 'scavenge' : 'mark-compact', ...counts });
       undated = [];
       continue;
     }
     const site = /pretenuring: AllocationSite\((0x[0-9a-f]+)\): \(created, found, ratio\) \((\d+), (\d+), [\d.]+\) (.+) => (.+)$/.exec(line);
     if (!site) continue;
-    const [, address, created, found, from, to] = site;
+    const [, address, created, found, rawFrom, rawTo] = site;
+    const [from, to] = [rawFrom!.trim(), rawTo!.trim()];
     last.delete(address!);
-    last.set(address!, to!.trim());
-    if (to!.trim() === 'tenure' && from!.trim() !== 'tenure' && !marked.has(address!)) undated.push([address!, { created: Number(created), found: Number(found) }]);
+    last.set(address!, to);
+    const counts = { address: address!, created: Number(created), found: Number(found), to };
+    if (to === 'tenure' && from !== 'tenure' && !marked.has(address!)) undated.push({ into: marked, ...counts });
+    if (from === 'undecided' && to !== 'undecided' && !first.has(address!)) undated.push({ into: first, ...counts });
   }
   const sites = [...last].reverse();
-  return { all: sites.map(([address]) => address), tenured: sites.filter(([, decision]) => decision === 'tenure').map(([address]) => address), marked };
+  return { all: sites.map(([address]) => address), tenured: sites.filter(([, decision]) => decision === 'tenure').map(([address]) => address), marked, first };
 }
 
 interface PrintedSite {
@@ -165,9 +173,15 @@ interface PrintedSite {
   boilerplate: string | null;
 }
 
-/** A printed site's name: its object literal's keys, or what kind of array it makes; `undefined` unless it is still marked "tenure" (V8's kTenure, 3). */
+/** V8's name of the site whose objects hold the state of an `EventEmitter.once()` listener (Node's `_onceWrap`). */
+const ONCE_STATE = '{fired, wrapFn, target, type, listener}';
+
+/** Whether a printed site is still marked "tenure" (V8's kTenure, 3). */
+const isTenured = ({ site }: PrintedSite) => /pretenure decision: 3\b/.test(site ?? '');
+
+/** A printed site's name: its object literal's keys, or what kind of array it makes; `undefined` when it is not a site. */
 function siteName({ site, boilerplate }: PrintedSite): string | undefined {
-  if (!site?.includes('[AllocationSite]') || !/pretenure decision: 3\b/.test(site)) return undefined;
+  if (!site?.includes('[AllocationSite]')) return undefined;
   const kind = /transition_info: (.*)/.exec(site)?.[1] ?? '';
   if (kind.startsWith('Object literal')) {
     const keys = [...(boilerplate ?? '').matchAll(/^\s+0x[0-9a-f]+: \[String\][^#\n]*#([^:\n]+):/gm)].map((m) => m[1]);
@@ -182,6 +196,8 @@ interface Sites {
   names: string[];
   /** When the trace shows each named site marked (by address: not for a site moved since). */
   marked: Map<string, Marked>;
+  /** The `once()` state's site: its first decision in the trace (by address), and whether it ends marked. */
+  onceState: { first: Marked | undefined; tenured: boolean } | undefined;
   /** Sites the trace left at "tenure" that could not be printed (moved since). */
   unprinted: number;
   /** Sites on V8's list that were read. */
@@ -190,7 +206,7 @@ interface Sites {
 
 /** Reads, in the held child, V8's sites marked "tenure" (bench/lib/print-sites.py), and names them. */
 function nameSites(pid: number, stdoutFile: string, output: string): Sites {
-  const { all, tenured, marked } = traceSites(output);
+  const { all, tenured, marked, first } = traceSites(output);
   const result = `${stdoutFile}.sites.json`;
   const gdb = spawnSync('gdb', ['-p', String(pid), '-batch', '-x', PRINT_SITES], {
     env: { ...process.env, WALK_FROM: all.join(' '), SITES: tenured.join(' '), OUT: stdoutFile, RESULT: result },
@@ -201,14 +217,16 @@ function nameSites(pid: number, stdoutFile: string, output: string): Sites {
   const { walked, sites } = JSON.parse(readFileSync(result, 'utf8')) as { walked: number; sites: PrintedSite[] };
   const names: string[] = [];
   const when = new Map<string, Marked>();
+  let onceState: Sites['onceState'];
   for (const site of sites) {
     const name = siteName(site);
-    if (name === undefined) continue;
+    if (name === ONCE_STATE) onceState = { first: first.get(site.address), tenured: isTenured(site) };
+    if (name === undefined || !isTenured(site)) continue;
     names.push(name);
     const at = marked.get(site.address);
     if (at) when.set(name, at);
   }
-  return { names: names.sort(), marked: when, unprinted: sites.filter((p) => !p.site?.includes('[AllocationSite]')).length, walked };
+  return { names: names.sort(), marked: when, onceState, unprinted: sites.filter((p) => !p.site?.includes('[AllocationSite]')).length, walked };
 }
 
 interface RunResult extends ChildFigures, Collections {
@@ -262,7 +280,7 @@ async function once(index: number): Promise<RunResult> {
 const extra = [values['gc-before-warmup'] && '--gc-before-warmup', values.sites && '--sites', ...values.v8].filter(Boolean).join(' ') || 'none';
 console.log(`${values.contender}, ${runs} run(s), ${N} measured after ${N} of warm-up; extra: ${extra}`);
 console.log(
-  `run | msg/s | CPU µs/msg | scavenges | scavenge ms | MB kept per scavenge | mark-compacts | mark-compact ms (+ incremental) | first mark-compact after the warm-up's sends were queued (ms)${values.sites ? ' | sites marked "tenure" at the end' : ''}`,
+  `run | msg/s | CPU µs/msg | scavenges | scavenge ms | MB kept per scavenge | mark-compacts | mark-compact ms (+ incremental) | first mark-compact after the warm-up's sends were queued (ms)${values.sites ? ` | the once() state's site ${ONCE_STATE}: its first decision (ms after the sends were queued, at which collection, alive of made since the collection before) | sites marked "tenure" at the end` : ''}`,
 );
 /** Each site's name, and the runs that ended with it marked "tenure". */
 const byName = new Map<string, number[]>();
@@ -272,8 +290,13 @@ for (let i = 1; i <= runs; i++) {
   const r = await once(i);
   const f = (x: number, d = 0) => x.toFixed(d);
   const literals = r.sites?.names.filter((name) => name.startsWith('{'));
+  const onceSite = r.sites?.onceState;
+  const first = onceSite?.first;
+  const onceColumn = !onceSite
+    ? 'not read'
+    : `${first && r.queuedAt !== undefined ? `${f(first.at - r.queuedAt)} ms, ${first.collection}, ${first.found} of ${first.created}: ${first.to}` : 'not in the trace (moved)'}${onceSite.tenured ? '; marked "tenure" at the end' : ''}`;
   const sites = r.sites
-    ? ` | ${r.sites.names.length} of ${r.sites.walked} read${r.sites.unprinted ? ` (+${r.sites.unprinted} moved, not printed)` : ''}, ${r.sites.names.length - literals!.length} of them arrays; object literals: ${literals!.join(' ')}`
+    ? ` | ${onceColumn} | ${r.sites.names.length} of ${r.sites.walked} read${r.sites.unprinted ? ` (+${r.sites.unprinted} moved, not printed)` : ''}, ${r.sites.names.length - literals!.length} of them arrays; object literals: ${literals!.join(' ')}`
     : '';
   console.log(
     `${i} | ${f(N / (r.elapsedMs / 1000))} | ${f(r.cpuMicros / N)} | ${r.scavenges} | ${f(r.scavengeMs)} | ${f(r.keptMbPerScavenge, 2)} | ${r.markCompacts} | ${f(r.markCompactMs)} (+${f(r.incrementalMs)}) | ${r.markCompactAfterQueuedMs === undefined ? '-' : f(r.markCompactAfterQueuedMs)}${sites}`,

@@ -6,12 +6,12 @@
 # WALK_FROM: every allocation site address in V8's --trace-pretenuring-statistics; SITES: those the
 # trace left marked "tenure". V8 keeps its sites on one list, newest first, linked by `weak_next`,
 # which its collections keep up to date: from each address that is still a site the script walks
-# that list (to a site already read, or the end), keeping the sites marked "tenure", then tries the
-# SITES no walk reached (moved since their last trace line, or dead: those fail). It prints each
-# with V8's _v8_internal_Print_Object (exported by Node's release build), which writes to the
-# process's stdout, and, for a site marked "tenure" that names a literal's boilerplate, the
-# boilerplate too (its property names say which literal it is). RESULT gets the number of sites
-# read and, per site kept, the text each call added to OUT. A failed call is unwound by gdb.
+# that list (to a site already read, or the end), then tries the SITES no walk reached (moved since
+# their last trace line, or dead: those fail). It prints each with V8's _v8_internal_Print_Object
+# (exported by Node's release build), which writes to the process's stdout, and, for a site that
+# names a literal's boilerplate, the boilerplate too (its property names say which literal it is).
+# RESULT gets the number of sites read and, per site, the text each call added to OUT. A failed
+# call is unwound by gdb.
 import json
 import os
 import re
@@ -37,7 +37,7 @@ def printed(address):
 
 def entry(address, site):
     boilerplate = None
-    if site and '[AllocationSite]' in site and re.search(r'pretenure decision: 3\b', site):
+    if site and '[AllocationSite]' in site:
         found = re.search(r'boilerplate (0x[0-9a-f]+)', site)
         if found:
             boilerplate = printed(found.group(1))
@@ -57,8 +57,7 @@ for start in os.environ['WALK_FROM'].split():
             break
         seen.add(int(address, 16))
         walked += 1
-        if re.search(r'pretenure decision: 3\b', site):
-            result.append(entry(address, site))
+        result.append(entry(address, site))
         following = re.search(r'weak_next: (0x[0-9a-f]+) <AllocationSite>', site)
         if not following:
             break
