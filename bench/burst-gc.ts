@@ -67,8 +67,14 @@ interface Collections {
 }
 
 /** The trace's lines, the index of the last forced GC (the one before the measured run), and the main thread's line prefix. */
-function traceOf(output: string): { lines: string[]; forced: number; isolate: string } {
-  const lines = output.split('\n');
+interface Trace {
+  lines: string[];
+  forced: number;
+  isolate: string;
+}
+
+/** The child's output, split into lines once; every reading below takes the result. */
+function traceOf(lines: string[]): Trace {
   const forced = lines.findLastIndex((line) => / testing[;, ]/.test(line) || line.endsWith(' testing'));
   if (forced < 0) throw new Error('no forced GC ("testing") in the trace: was --trace-gc passed?');
   return { lines, forced, isolate: lines[forced]!.slice(0, lines[forced]!.indexOf(']') + 1) };
@@ -78,8 +84,7 @@ function traceOf(output: string): { lines: string[]; forced: number; isolate: st
 const gcTime = (line: string) => Number(/\]\s+([\d.]+) ms: /.exec(line)?.[1] ?? Number.NaN);
 
 /** Sums the main thread's collections after the last forced one (the GC before the measured run). */
-function collections(output: string): Collections {
-  const { lines, forced, isolate } = traceOf(output);
+function collections({ lines, forced, isolate }: Trace): Collections {
   const out: Collections = { scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0, incrementalMs: 0, keptMbPerScavenge: 0 };
   let previousAfter: number | undefined;
   let kept = 0;
@@ -103,23 +108,20 @@ function collections(output: string): Collections {
   return out;
 }
 
-/**
- * How long after the warm-up's `send(messages)` returned the first mark-compact after it ended (ms).
- * The trace counts from the isolate's start, performance.now() from the process's: the forced GC
- * before the measured run, whose end both saw, gives the difference.
- */
-function firstMarkCompactAfterQueued(output: string, figures: ChildFigures): number | undefined {
-  const queued = queuedOnTrace(output, figures);
+/** How long after the warm-up's `send(messages)` returned (`queued`, on the trace's clock) the first mark-compact after it ended (ms). */
+function firstMarkCompactAfter(queued: number | undefined, { lines, forced, isolate }: Trace): number | undefined {
   if (queued === undefined) return undefined;
-  const { lines, forced, isolate } = traceOf(output);
   const first = lines.slice(0, forced).find((line) => line.startsWith(isolate) && line.includes(': Mark-Compact') && gcTime(line) > queued);
   return first === undefined ? undefined : gcTime(first) - queued;
 }
 
-/** When the warm-up's `send(messages)` returned, on the trace's clock. */
-function queuedOnTrace(output: string, figures: ChildFigures): number | undefined {
+/**
+ * When the warm-up's `send(messages)` returned, on the trace's clock. The trace counts from the
+ * isolate's start, performance.now() from the process's: the forced GC before the measured run,
+ * whose end both saw, gives the difference.
+ */
+function queuedOnTrace(figures: ChildFigures, { lines, forced }: Trace): number | undefined {
   if (figures.warmupQueuedAt === undefined) return undefined;
-  const { lines, forced } = traceOf(output);
   return figures.warmupQueuedAt + (gcTime(lines[forced]!) - figures.gcEndedAt);
 }
 
@@ -138,14 +140,13 @@ interface Marked {
  * at "tenure", and when each was marked. V8 decides right after a collection and `--trace-gc`
  * prints that collection's line after the decisions: a decision's time is the next line's.
  */
-function traceSites(output: string): { all: string[]; tenured: string[]; marked: Map<string, Marked>; first: Map<string, Marked> } {
-  const { isolate } = traceOf(output);
+function traceSites({ lines, isolate }: Trace): { all: string[]; tenured: string[]; marked: Map<string, Marked>; first: Map<string, Marked> } {
   const last = new Map<string, string>();
   /** Each address's first "=> tenure" from another state, and its first decision of any kind. */
   const marked = new Map<string, Marked>();
   const first = new Map<string, Marked>();
   let undated: Array<{ into: Map<string, Marked>; address: string; found: number; created: number; to: string }> = [];
-  for (const line of output.split('\n')) {
+  for (const line of lines) {
     if (!line.startsWith(isolate)) continue;
     const collection = /: (Scavenge|Mark-Compact)/.exec(line)?.[1];
     if (collection) {
@@ -205,8 +206,8 @@ interface Sites {
 }
 
 /** Reads, in the held child, V8's sites marked "tenure" (bench/lib/print-sites.py), and names them. */
-function nameSites(pid: number, stdoutFile: string, output: string): Sites {
-  const { all, tenured, marked, first } = traceSites(output);
+function nameSites(pid: number, stdoutFile: string, trace: Trace): Sites {
+  const { all, tenured, marked, first } = traceSites(trace);
   const result = `${stdoutFile}.sites.json`;
   const gdb = spawnSync('gdb', ['-p', String(pid), '-batch', '-x', PRINT_SITES], {
     env: { ...process.env, WALK_FROM: all.join(' '), SITES: tenured.join(' '), OUT: stdoutFile, RESULT: result },
@@ -254,17 +255,19 @@ async function once(index: number): Promise<RunResult> {
     const figuresLine = () => readFileSync(stdoutFile, 'utf8').split('\n').find((line) => line.startsWith('{"elapsedMs"'));
     // Held (--sites), the child does not exit: its figures line says it is done.
     while (code === undefined && !(values.sites && figuresLine())) await delay(200);
-    const output = readFileSync(stdoutFile, 'utf8');
-    const figures = figuresLine();
+    const lines = readFileSync(stdoutFile, 'utf8').split('\n');
+    const figures = lines.find((line) => line.startsWith('{"elapsedMs"'));
     if (!figures || (code !== undefined && code !== 0)) throw new Error(`run ${index}: the child exited with ${code}`);
     const parsed = JSON.parse(figures) as ChildFigures;
     try {
+      const trace = traceOf(lines);
+      const queuedAt = queuedOnTrace(parsed, trace);
       return {
         ...parsed,
-        ...collections(output),
-        markCompactAfterQueuedMs: firstMarkCompactAfterQueued(output, parsed),
-        queuedAt: queuedOnTrace(output, parsed),
-        sites: values.sites ? nameSites(child.pid!, stdoutFile, output) : undefined,
+        ...collections(trace),
+        markCompactAfterQueuedMs: firstMarkCompactAfter(queuedAt, trace),
+        queuedAt,
+        sites: values.sites ? nameSites(child.pid!, stdoutFile, trace) : undefined,
       };
     } finally {
       child.kill('SIGKILL');
