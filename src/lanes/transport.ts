@@ -19,7 +19,11 @@ export interface Connection {
   streamed(): boolean | undefined;
   /** The server's last reply during the last `send()`, when the transport can tell. */
   lastReply(): string | undefined;
-  /** Whether the next `send()` opens a new connection first (TCP, greeting, EHLO, TLS, AUTH). */
+  /**
+   * Whether the next `send()` opens a new connection first (TCP, greeting, EHLO, TLS, AUTH): its
+   * pacing slot is then booked once the server accepts DATA (the `gate`). After a failed send it is
+   * `false` whether or not the connection survived: the next send is paced before it goes.
+   */
   willConnect(): boolean;
   /** Closes the connection; resolves once its socket is gone (so that its slot can be reused). */
   close(): Promise<void>;
@@ -87,11 +91,18 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
       // One message at a time: the send in progress's callback, and whether send() is still running.
       let pending: SendCallback | undefined;
       let inSend = false;
+      // Whether the last send failed. nodemailer keeps the connection after a refused envelope and
+      // closes it after most other failures, so the next send may or may not connect first; it is
+      // paced before it goes either way (willConnect() says no): a server that counts MAIL FROMs,
+      // refused ones included (Postfix's anvil), would otherwise get each send after a refusal at
+      // once, as on a new connection, whose slot is booked only when DATA is accepted.
+      let failed = false;
       const sent = (error: Error | null, info?: SentMessageInfo) => {
         const done = pending;
         if (!done) return;
         pending = undefined;
-        if (error) onThisConnection = 0; // the connection may be gone: assume a new one next time
+        failed = error !== null;
+        if (error) onThisConnection = 0; // the connection may be gone: count from a new one
         // A callback made before sendMail returned (a plugin that fails at once) waits for it:
         // the caller's bookkeeping is done only once send() returns.
         if (inSend) queueMicrotask(() => done(error, info));
@@ -115,7 +126,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
             inSend = false;
           }
         },
-        willConnect: () => onThisConnection === 0 || onThisConnection >= maxMessages,
+        willConnect: () => !failed && (onThisConnection === 0 || onThisConnection >= maxMessages),
         streamed: () => streamed,
         lastReply: () => replies?.since(),
         close: () => closed(transporter),

@@ -1,0 +1,60 @@
+import { SMTPServer } from 'smtp-server';
+import { describe, expect, it } from 'vitest';
+import { useCleanup } from '../helpers/setup.js';
+
+const { mailer, defer } = useCleanup();
+
+/** An SMTP server that answers the first `refuse` MAIL FROMs as Postfix's anvil does, and notes when each MAIL FROM came. */
+async function refusingServer(refuse: number) {
+  const mailFrom: number[] = [];
+  const accepted: string[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onMailFrom(_address, _session, callback) {
+      mailFrom.push(performance.now());
+      if (mailFrom.length > refuse) return callback();
+      const error = new Error('Error: too much mail from 127.0.0.1') as Error & { responseCode: number };
+      error.responseCode = 450;
+      callback(error);
+    },
+    onData(stream, session, callback) {
+      stream.resume();
+      stream.on('end', () => {
+        accepted.push(session.envelope.rcptTo.map((r) => r.address).join(','));
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  defer(() => new Promise((resolve) => server.close(() => resolve(undefined))));
+  const { port } = server.server.address() as { port: number };
+  return { port, mailFrom, accepted };
+}
+
+describe('a lane refused at MAIL FROM', () => {
+  it("paces the connection's next MAIL FROM after a refusal instead of sending it at once", async () => {
+    // A receiver that counts MAIL FROMs (Postfix's smtpd_client_message_rate_limit) sees every
+    // attempt, refused ones too: after a refusal the next attempt waits for the lane's next slot.
+    const srv = await refusingServer(4);
+    const m = mailer({
+      providers: { local: { transport: { host: '127.0.0.1', port: srv.port, secure: false, ignoreTLS: true }, maxConnections: 1, rate: { max: 4, per: '1s' } } },
+      retry: { minDelay: '20ms', maxDelay: '50ms' },
+    });
+    const decisions: string[] = [];
+    m.on('retry', (e) => decisions.push(e.decision));
+
+    const report = await m.sendBatch(Array.from({ length: 6 }, (_, i) => ({ id: `m${i}`, from: 'news@example.org', to: `reader${i}@example.net`, subject: 'Hi', text: 'Hello' })));
+
+    expect(report).toMatchObject({ sent: 6, failed: 0 });
+    expect(srv.accepted).toHaveLength(6);
+    expect(decisions).toEqual(['rate-limited', 'rate-limited', 'rate-limited', 'rate-limited']);
+    const gaps = srv.mailFrom.slice(1).map((at, i) => at - srv.mailFrom[i]!);
+    // The lane's slots are 250 ms apart at 4/s (longer once it slows down). The first MAIL FROM
+    // went on a new connection, whose slot is booked only once DATA is accepted, so it booked none;
+    // the second books the lane's first slot and may go at once. Every one after waits for its slot.
+    expect(gaps.length).toBeGreaterThanOrEqual(9);
+    expect(gaps.slice(1).filter((gap) => gap < 125)).toEqual([]);
+  });
+});
