@@ -101,7 +101,7 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
         const done = pending;
         if (!done) return;
         pending = undefined;
-        failed = error !== null;
+        failed = Boolean(error);
         if (error) onThisConnection = 0; // the connection may be gone: count from a new one
         // A callback made before sendMail returned (a plugin that fails at once) waits for it:
         // the caller's bookkeeping is done only once send() returns.
