@@ -1,11 +1,10 @@
-import { SMTPServer } from 'smtp-server';
 import { describe, expect, it } from 'vitest';
 import { isDeliveryError, type Mailer, type MailerEvents } from '../src/index.js';
 import type { ThrottlingSmtpServer } from '../src/testing/index.js';
 import { uniquePrefix } from './helpers/redis-server.js';
 import { useCleanup } from './helpers/setup.js';
 
-const { server, mailer, defer } = useCleanup();
+const { server, mailer, plainServer } = useCleanup();
 
 /** Records every event of a mailer. */
 function record(m: Mailer) {
@@ -309,27 +308,12 @@ describe('createMailer().send against a throttling server', () => {
 
 describe('createMailer().send against a plain smtp-server', () => {
   it('sends through any SMTP server with nodemailer options passed through', async () => {
-    const received: string[] = [];
-    const plain = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
-      onData(stream, session, callback) {
-        stream.on('data', () => {});
-        stream.on('end', () => {
-          received.push(session.envelope.rcptTo.map((r) => r.address).join(','));
-          callback();
-        });
-      },
-    });
-    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
-    defer(() => new Promise((resolve) => plain.close(() => resolve(undefined))));
-    const { port } = plain.server.address() as { port: number };
+    const { port, transactions } = await plainServer();
 
     const m = mailer({ providers: { local: { transport: { host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'client.example.org' }, rate: { max: 100, per: '1s' } } } });
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => m.send(message(i))));
     expect(results.every((r) => r.attempts === 1)).toBe(true);
-    expect(received.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `user${i}@example.net`).sort());
+    expect(transactions.map((to) => to.join(',')).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `user${i}@example.net`).sort());
   });
 });
 

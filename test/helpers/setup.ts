@@ -1,3 +1,4 @@
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { afterEach } from 'vitest';
 import { createMailer, type Mailer, type MailerOptions } from '../../src/index.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer, type ThrottlingSmtpServerOptions } from '../../src/testing/index.js';
@@ -24,6 +25,30 @@ export function useCleanup() {
       const m = createMailer(options);
       cleanup.push(() => m.close());
       return m;
+    },
+    /**
+     * A plain `smtp-server` on 127.0.0.1 (no STARTTLS, no auth required) that takes every message,
+     * with the caller's envelope handlers (`onMailFrom`, `onRcptTo`) to refuse some. `transactions`:
+     * the recipients of each message it accepted, in order.
+     */
+    async plainServer(handlers: Pick<SMTPServerOptions, 'onMailFrom' | 'onRcptTo'> = {}): Promise<{ port: number; transactions: string[][] }> {
+      const transactions: string[][] = [];
+      const plain = new SMTPServer({
+        authOptional: true,
+        disabledCommands: ['STARTTLS'],
+        logger: false,
+        ...handlers,
+        onData(stream, session, callback) {
+          stream.resume();
+          stream.on('end', () => {
+            transactions.push(session.envelope.rcptTo.map((r) => r.address));
+            callback();
+          });
+        },
+      });
+      await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+      cleanup.push(() => new Promise((resolve) => plain.close(() => resolve(undefined))));
+      return { port: (plain.server.address() as { port: number }).port, transactions };
     },
   };
 }

@@ -1,9 +1,9 @@
-import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServerSession } from 'smtp-server';
 import { describe, expect, it } from 'vitest';
 import type { ThrottlingSmtpServer } from '../../src/testing/index.js';
 import { useCleanup } from '../helpers/setup.js';
 
-const { server, mailer, defer } = useCleanup();
+const { server, mailer, plainServer } = useCleanup();
 
 const msg = (to: string | string[]) => ({ from: 'news@example.org', to, subject: 'Hi', text: 'Hello' });
 
@@ -94,27 +94,13 @@ describe('destination groups', () => {
 });
 
 describe('envelope limits', () => {
-  async function picky(maxPerTransaction: number) {
-    const transactions: string[][] = [];
-    const plain = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
+  function picky(maxPerTransaction: number) {
+    return plainServer({
       onRcptTo(address, session: SMTPServerSession, callback) {
         if (session.envelope.rcptTo.length >= maxPerTransaction) return callback(Object.assign(new Error('4.5.3 Too many recipients'), { responseCode: 452 }));
         callback();
       },
-      onData(stream, session, callback) {
-        stream.resume();
-        stream.on('end', () => {
-          transactions.push(session.envelope.rcptTo.map((r) => r.address));
-          callback();
-        });
-      },
     });
-    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
-    defer(() => new Promise((resolve) => plain.close(() => resolve(undefined))));
-    return { port: (plain.server.address() as { port: number }).port, transactions };
   }
 
   it('splits the envelope after "452 4.5.3 Too many recipients" and sends the rest', async () => {

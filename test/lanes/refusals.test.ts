@@ -1,17 +1,12 @@
-import { SMTPServer } from 'smtp-server';
 import { describe, expect, it } from 'vitest';
 import { useCleanup } from '../helpers/setup.js';
 
-const { mailer, defer } = useCleanup();
+const { mailer, plainServer } = useCleanup();
 
-/** An SMTP server that answers the first `refuse` MAIL FROMs as Postfix's anvil does, and notes when each MAIL FROM came. */
+/** A plain SMTP server that answers the first `refuse` MAIL FROMs as Postfix's anvil does, and notes when each MAIL FROM came. */
 async function refusingServer(refuse: number) {
   const mailFrom: number[] = [];
-  const accepted: string[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
+  const { port, transactions } = await plainServer({
     onMailFrom(_address, _session, callback) {
       mailFrom.push(performance.now());
       if (mailFrom.length > refuse) return callback();
@@ -19,18 +14,8 @@ async function refusingServer(refuse: number) {
       error.responseCode = 450;
       callback(error);
     },
-    onData(stream, session, callback) {
-      stream.resume();
-      stream.on('end', () => {
-        accepted.push(session.envelope.rcptTo.map((r) => r.address).join(','));
-        callback();
-      });
-    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  defer(() => new Promise((resolve) => server.close(() => resolve(undefined))));
-  const { port } = server.server.address() as { port: number };
-  return { port, mailFrom, accepted };
+  return { port, mailFrom, accepted: transactions };
 }
 
 describe('a lane refused at MAIL FROM', () => {
