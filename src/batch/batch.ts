@@ -192,7 +192,8 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     const prepared = prepare(message, id);
     if (!prepared) return;
 
-    const claim = ledger ? await untilDone(() => ledger.claim(id), signal) : claimHere(id);
+    // The item's position names its claim: a claim retried after a timeout is still its own.
+    const claim = ledger ? await untilDone(() => ledger.claim(id, String(index)), signal) : claimHere(id);
     if (claim === undefined) {
       report.pending++;
       return;

@@ -20,8 +20,12 @@ export type ClaimResult =
 export type Settlement = 'sent' | 'failed' | 'in-doubt' | 'released';
 
 export interface LedgerRun {
-  /** Claims a message id for this run. */
-  claim(id: string): Promise<ClaimResult>;
+  /**
+   * Claims a message id for this run. `token` names the claiming item within the run (its position
+   * in the batch): the same claim made again (a retry after a timeout, a command sent again after a
+   * reconnect) answers `claimed` again, while another item of the run with the same id is `busy`.
+   */
+  claim(id: string, token: string): Promise<ClaimResult>;
   /**
    * Records that an attempt of `id` is about to go to the network. `false` when the claim is no
    * longer this run's (another run took it over after this one's heartbeat lapsed): do not send.
@@ -66,6 +70,7 @@ export function createMemoryLedger(options: { ttlMs: number; now?: () => number 
       batch.live.add(owner);
       const { entries, live } = batch;
       return {
+        // A call here runs once (no network to repeat it): the token is not needed to tell a repeat.
         async claim(id) {
           const entry = entries.get(id);
           if (entry !== undefined) {

@@ -1,15 +1,22 @@
 --[[
   ledger-claim: claims a message id of a batch for one run, or says why not.
-  A ledger entry is "<state>|<owner>": c claimed, s sending, S sent, f failed, d in doubt.
+  A ledger entry is "<state>|<owner>": c claimed, s sending, S sent, f failed, d in doubt; a
+  claim also names the item of the run that made it: "c|<owner>|<token>".
 
-  KEYS[1] ledger hash of the batch: field = message id, value = "<state>|<owner>"
+  KEYS[1] ledger hash of the batch: field = message id, value = "<state>|<owner>[|<token>]"
   KEYS[2] owners hash of the batch: field = run id, value = heartbeat expiry in ms
 
   ARGV[1] message id
   ARGV[2] run id of the caller
   ARGV[3] '1' to claim entries in doubt (resendInDoubt), else '0'
+  ARGV[4] the claiming item's token, unique within the run (its position in the batch)
 
   Returns 'claimed', 'sent', 'in-doubt' or 'busy'.
+
+  The same claim made twice (retried after a timeout, or sent again by ioredis after a reconnect)
+  finds its own entry and answers 'claimed' again; another item of the run with the same id is
+  'busy'. Without the token the repeat would read as a duplicate, and the message would be skipped
+  and never sent.
 
   A claim held by a run whose heartbeat has expired (its process died) is free again when it
   never reached the network (c), and in doubt when it did (s): the server may have accepted it.
@@ -20,7 +27,7 @@ local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
 local id, me = ARGV[1], ARGV[2]
 
 local function claim()
-  redis.call('HSET', KEYS[1], id, 'c|' .. me)
+  redis.call('HSET', KEYS[1], id, 'c|' .. me .. '|' .. ARGV[4])
   return 'claimed'
 end
 
@@ -29,10 +36,13 @@ if not entry then return claim() end
 
 local sep = string.find(entry, '|', 1, true)
 local state, owner = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
+local token
+local sep2 = string.find(owner, '|', 1, true)
+if sep2 then owner, token = string.sub(owner, 1, sep2 - 1), string.sub(owner, sep2 + 1) end
 
 if state == 'S' then return 'sent' end
 if state == 'c' or state == 's' then
-  if owner == me then return 'busy' end
+  if owner == me then return (state == 'c' and token == ARGV[4]) and 'claimed' or 'busy' end
   local alive = tonumber(redis.call('HGET', KEYS[2], owner) or '0')
   if alive > now then return 'busy' end
   if state == 'c' then return claim() end

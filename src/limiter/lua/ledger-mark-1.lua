@@ -16,6 +16,9 @@ local entry = redis.call('HGET', KEYS[1], ARGV[1])
 if entry then
   local sep = string.find(entry, '|', 1, true)
   local owner = string.sub(entry, sep + 1)
+  -- A claim ("c|<owner>|<token>") also names the item that made it.
+  local sep2 = string.find(owner, '|', 1, true)
+  if sep2 then owner = string.sub(owner, 1, sep2 - 1) end
   -- A sent entry is final whoever wrote it; another run's live claim is not ours to change.
   if string.sub(entry, 1, sep - 1) == 'S' and ARGV[3] ~= 'S' then return 0 end
   if owner ~= ARGV[2] and ARGV[3] ~= 'S' then return 0 end
