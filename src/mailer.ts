@@ -284,6 +284,11 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     async sendBatch(source, batchOptions = {}) {
       if (closed) throw new AbortedError('mailer is closed', { closed: true });
       const resendInDoubt = batchOptions.resendInDoubt ?? config.retry.resendInDoubt;
+      // Every option is checked before the ledger's run opens (its heartbeat would outlive a throw).
+      batchCount('concurrency', batchOptions.concurrency);
+      batchCount('waveSize', batchOptions.waveSize);
+      const progressIntervalMs = batchDuration('progressInterval', batchOptions.progressInterval, 1_000);
+      const waveIntervalMs = batchDuration('waveInterval', batchOptions.waveInterval, 0);
       // close() stops the batch too: nothing new starts, waiting messages are given back.
       return runBatch(source, { ...batchOptions, signal: withClosing(batchOptions.signal) }, {
         deliver: deliverNow,
@@ -291,8 +296,8 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         resendInDoubt,
         emitProgress: (event) => emitter.emit('progress', event),
         emitFailed: (id, problem, cause) => void refused(providers[0]!, id, [], problem, cause),
-        progressIntervalMs: batchDuration('progressInterval', batchOptions.progressInterval, 1_000),
-        waveIntervalMs: batchDuration('waveInterval', batchOptions.waveInterval, 0),
+        progressIntervalMs,
+        waveIntervalMs,
       });
     },
 
@@ -385,6 +390,12 @@ function envelopeFrom(mail: SendMailOptions): string | undefined {
   const envelope = mail.envelope as { from?: unknown } | undefined;
   if (typeof envelope?.from === 'string') return envelope.from;
   return addresses(mail.from)[0];
+}
+
+/** A count of `sendBatch` options (`concurrency`, `waveSize`): a whole number from 1, when given. */
+function batchCount(name: string, value: number | undefined): void {
+  if (value === undefined || (Number.isInteger(value) && value >= 1)) return;
+  throw new ConfigError([{ path: `sendBatch options.${name}`, message: `expected a whole number of 1 or more, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}` }]);
 }
 
 function batchDuration(name: string, value: number | string | undefined, fallback: number): number {

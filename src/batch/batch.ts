@@ -94,6 +94,13 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   const seen = ledger ? undefined : new Set<string>();
   const signal = options.signal;
   const knownTotal = options.total ?? (Array.isArray(source) ? source.length : undefined);
+  let iterator: ReturnType<typeof toAsyncIterator<T>>;
+  try {
+    iterator = toAsyncIterator(source);
+  } catch (error) {
+    await ledger?.close();
+    throw error;
+  }
   const progress = createProgress(report, knownTotal, () => inFlight, context.emitProgress, started);
   const timer = setInterval(progress.emit, context.progressIntervalMs);
 
@@ -263,7 +270,8 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
 
   /** What every message of the batch is delivered with (and its own `beforeSend` with a ledger). */
   const plain = { signal: signal ?? NEVER, beforeSend: undefined, resendInDoubt: context.resendInDoubt };
-  const iterator = toAsyncIterator(source);
+  /** An async source's `next()` still pending when the batch was aborted (it may never settle). */
+  let pendingNext = false;
   let index = 0;
   let waveStart = Date.now();
   let inWave = 0;
@@ -319,7 +327,11 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
         startNext();
         continue;
       }
-      const next = await iterator.next();
+      const next = await nextUnlessAborted(iterator, signal);
+      if (next === ABORTED) {
+        pendingNext = true;
+        continue;
+      }
       if (next.done) {
         exhausted = true;
         break;
@@ -327,10 +339,18 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       start(next.value);
     }
   } finally {
-    if (report.aborted) await iterator.return?.();
     while (inFlight > 0) {
       await new Promise<void>((resolve) => (freed = resolve));
       freed = undefined;
+    }
+    // The source is closed once nothing is in flight: a cursor whose close throws fails the batch
+    // with its error, but only after every message it started has settled and the ledger is closed.
+    let closeFailed: { error: unknown } | undefined;
+    if (report.aborted) {
+      // An async generator runs return() after its pending next(), which may never come: not awaited then.
+      const closing = Promise.resolve().then(() => iterator.return?.());
+      if (pendingNext) void closing.catch(() => {});
+      else await closing.catch((error: unknown) => (closeFailed = { error }));
     }
     clearInterval(timer);
     // Stopped with messages given back counts as aborted even when the source had been read to its end.
@@ -338,6 +358,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     await ledger?.close();
     report.durationMs = Date.now() - started;
     progress.emit();
+    if (closeFailed) throw closeFailed.error;
   }
   return report;
 }
@@ -359,6 +380,35 @@ async function settle(ledger: LedgerRun | undefined, id: string, outcome: 'sent'
       await sleep(200 * 2 ** attempt);
     }
   }
+}
+
+const ABORTED = Symbol('aborted');
+
+/** The source's next item, or `ABORTED` as soon as the signal aborts while it is still coming (a cursor waiting on its database). */
+function nextUnlessAborted<T>(iterator: AsyncIterator<T>, signal: AbortSignal | undefined): Promise<IteratorResult<T> | typeof ABORTED> {
+  const next = iterator.next();
+  if (!signal) return next;
+  if (signal.aborted) {
+    void next.catch(() => {});
+    return Promise.resolve(ABORTED);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      void next.catch(() => {});
+      resolve(ABORTED);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    next.then(
+      (result) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(result);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** Retries a ledger call until it answers (Redis may be away for a while), or the signal aborts, or the deadline (epoch ms) passes. */

@@ -76,6 +76,18 @@ describe('sendBatch on Redis', () => {
     expect(ttl).toBeLessThanOrEqual(3_600_000);
   });
 
+  // A run opened and then abandoned by a throw would keep its heartbeat beating for good.
+  it('opens no ledger run for a batch whose options are refused', async () => {
+    const srv = await smtp();
+    const keyPrefix = uniquePrefix();
+    const m = mailer(srv, { redis: 'redis://127.0.0.1:6379', keyPrefix });
+    const client = new Redis('redis://127.0.0.1:6379');
+    cleanup.push(() => client.quit());
+    const { owners } = ledgerKeys(keyPrefix, 'bad');
+    await expect(m.sendBatch(list(5), { id: 'bad', build, waveInterval: 'soon' })).rejects.toThrow('sendBatch options.waveInterval');
+    expect(await client.hlen(owners)).toBe(0);
+  });
+
   it('two mailers running the same batch at once deliver each message once', async () => {
     const srv = await smtp({ latencyMs: 2 });
     const keyPrefix = uniquePrefix();

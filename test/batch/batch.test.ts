@@ -208,6 +208,58 @@ describe('sendBatch', () => {
     expect(srv.counts()).toMatchObject({ unique: 300, duplicates: 0 });
   });
 
+  it('stops on abort while an async source is still fetching its next item', async () => {
+    const { srv, mailer } = await setup();
+    const controller = new AbortController();
+    let closed = false;
+    async function* cursor() {
+      try {
+        yield* subscribers(3);
+        await new Promise(() => {}); // a database that never answers again
+      } finally {
+        closed = true;
+      }
+    }
+    let sent = 0;
+    mailer.on('sent', () => ++sent === 3 && controller.abort());
+    const report = await mailer.sendBatch(cursor(), { build, signal: controller.signal });
+    expect(report).toMatchObject({ total: 3, sent: 3, aborted: true });
+    expect(srv.counts()).toMatchObject({ unique: 3, duplicates: 0 });
+    // Its return() waits behind the pending next() (async generators queue them): not awaited.
+    expect(closed).toBe(false);
+  });
+
+  it("fails with a source's close error only once every message it started has settled", async () => {
+    const { srv, mailer } = await setup({ latencyMs: 20 });
+    const controller = new AbortController();
+    function* cursor() {
+      try {
+        yield* subscribers(50);
+      } finally {
+        // eslint-disable-next-line no-unsafe-finally
+        throw new Error('cursor close failed');
+      }
+    }
+    mailer.on('sent', () => controller.abort());
+    await expect(mailer.sendBatch(cursor(), { build, signal: controller.signal, concurrency: 10 })).rejects.toThrow('cursor close failed');
+    const [lane] = await mailer.stats();
+    expect(lane).toMatchObject({ queued: 0, inFlight: 0 });
+    expect(srv.counts().unique).toBe(lane!.sent);
+  });
+
+  it('refuses bad batch options and a source that is not iterable before anything starts', async () => {
+    const { srv, mailer } = await setup();
+    await expect(mailer.sendBatch(subscribers(3), { build, concurrency: 0 })).rejects.toThrow('sendBatch options.concurrency: expected a whole number of 1 or more, got 0');
+    await expect(mailer.sendBatch(subscribers(3), { build, waveSize: 2.5 })).rejects.toThrow('sendBatch options.waveSize: expected a whole number of 1 or more, got 2.5');
+    let progress = 0;
+    mailer.on('progress', () => progress++);
+    await expect(mailer.sendBatch(42 as unknown as ReturnType<typeof subscribers>, { build, progressInterval: '10ms' })).rejects.toThrow('expected an array, an iterable or an async iterable');
+    // No progress timer left running for the batch that never started.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(progress).toBe(0);
+    expect(srv.counts().unique).toBe(0);
+  });
+
   it('reports progress at a steady cadence with counts, rate and time left', async () => {
     const { mailer } = await setup({ latencyMs: 2 });
     const events: ProgressEvent[] = [];
