@@ -4,7 +4,7 @@ import type { ThrottleEvent } from '../events.js';
 import { isQuotaWindow, paceRate } from '../limiter/gcra.js';
 import type { LaneLimiter, LaneSpec, Lease } from '../limiter/limiter.js';
 import { AttemptFailure } from '../retry/attempt-failure.js';
-import { sleep } from '../retry/sleep.js';
+import { MAX_TIMER_MS, sleep } from '../retry/sleep.js';
 import { classifySmtpError, isTooManyRecipients } from '../smtp/classify.js';
 import type { Decision } from '../smtp/decision.js';
 import {
@@ -739,7 +739,8 @@ export class Lane {
           .catch(() => {})
           .finally(() => this.#pump());
       },
-      Math.max(10, ms),
+      // Woken early by the cap, the lane finds itself still paused and sets the next wake-up.
+      Math.min(MAX_TIMER_MS, Math.max(10, ms)),
     );
   }
 }

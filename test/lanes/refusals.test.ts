@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useCleanup } from '../helpers/setup.js';
 
-const { mailer, plainServer } = useCleanup();
+const { mailer, plainServer, server } = useCleanup();
 
 /** A plain SMTP server that answers the first `refuse` MAIL FROMs as Postfix's anvil does, and notes when each MAIL FROM came. */
 async function refusingServer(refuse: number) {
@@ -41,5 +41,34 @@ describe('a lane refused at MAIL FROM', () => {
     // the second books the lane's first slot and may go at once. Every one after waits for its slot.
     expect(gaps.length).toBeGreaterThanOrEqual(9);
     expect(gaps.slice(1).filter((gap) => gap < 125)).toEqual([]);
+  });
+});
+
+describe('a lane paused by a reply that names a long delay', () => {
+  // A timer longer than 2^31 - 1 ms (24.8 days) fires after 1 ms in Node.js, with a warning: the
+  // lane's wake-up for a pause of 30 days came back every millisecond (and, on Redis, asked Redis each time).
+  it('waits for it without timers that overflow', async () => {
+    const srv = await server({ script: [{ match: 'first@example.net', code: 421, reply: '4.7.0 Rate limited, retry in 30 days', times: 1, at: 'data' }] });
+    const overflows: string[] = [];
+    const onWarning = (warning: Error) => void (warning.name === 'TimeoutOverflowWarning' && overflows.push(warning.message));
+    process.on('warning', onWarning);
+    try {
+      const m = mailer({ providers: { main: { transport: srv.transportOptions(), rate: { max: 100, per: '1s' } } }, retry: { retries: 2, minDelay: '10ms', maxDelay: '50ms', maxRetryTime: '5s' } });
+      const pauses: number[] = [];
+      m.on('throttle', (event) => event.action === 'pause' && pauses.push(event.pausedUntil));
+      await expect(m.send({ from: 'news@example.org', to: 'first@example.net', subject: 'a', text: 'a' })).rejects.toThrow('out of retry time');
+      expect(pauses).toHaveLength(1);
+      expect(pauses[0]! - Date.now()).toBeGreaterThan(29 * 86_400_000);
+      // The next message waits behind the pause (the lane's wake-up is armed now).
+      const second = m.send({ from: 'news@example.org', to: 'second@example.net', subject: 'b', text: 'b' }).catch(() => 'ended');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(srv.counts().unique).toBe(0);
+      await m.close();
+      expect(await second).toBe('ended');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(overflows).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });
