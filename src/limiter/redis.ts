@@ -492,6 +492,8 @@ class RedisLane implements LaneLimiter {
       const value = hash.get(field);
       if (typeof value === 'string') state[field] = value;
     }
+    // Stored under a higher maxConnections (before a deploy lowered it): the configured cap bounds it.
+    if (state.connections > this.#spec.maxConnections) state.connections = this.#spec.maxConnections;
     return state;
   }
 }

@@ -127,9 +127,29 @@ describe.skipIf(!available)('redis limiter', () => {
       expect((await lanes[0]!.state()).connections).toBeCloseTo(9.8, 9);
     });
 
+    it('caps connections at the configured maxConnections when the stored state was written under a higher one', async () => {
+      resetPrefix();
+      // A deploy with maxConnections 10 pauses the lane: every field of its state is stored, connections 10 too.
+      const before = limit(connect()).lane('lowered', spec(10, 1_000, 10));
+      await before.update((state, now) => ({ ...state, pausedUntil: now + 1_000, pauseReason: 'retry-after' }));
+      // The next deploy says 3.
+      const after = limit(connect()).lane('lowered', spec(10, 1_000, 3));
+      expect((await after.state()).connections).toBe(3);
+      const leases = await Promise.all([1, 2, 3].map(() => after.acquire()));
+      const fourth = new AbortController();
+      const waiting = after.acquire(fourth.signal);
+      await sleep(300);
+      fourth.abort(new Error('still waiting'));
+      await expect(waiting).rejects.toThrow('still waiting');
+      expect(await after.held()).toBe(3);
+      await Promise.all(leases.map((lease) => lease.release()));
+    });
+
     it('wakes a waiter of another instance through pub/sub when a slot is released or the cap rises', async () => {
       resetPrefix();
-      const [a, b] = [limit(connect()), limit(connect())].map((limiter) => limiter.lane('wake', spec(10, 1_000, 1)));
+      const [a, b] = [limit(connect()), limit(connect())].map((limiter) => limiter.lane('wake', spec(10, 1_000, 2)));
+      // Cut to one connection (as a refusal does), so that raising it back to 2 below frees a slot.
+      await a!.update((state) => ({ ...state, connections: 1 }));
       const held = await a!.acquire();
       // Default leaseMs 30 s: the fallback re-check runs every second, so a grant within 200 ms is a wake-up.
       let started = performance.now();

@@ -8,7 +8,7 @@
 
   ARGV[1] lease id
   ARGV[2] lease duration in ms
-  ARGV[3] configured maxConnections: the cap when the state hash has no `connections`
+  ARGV[3] configured maxConnections: the cap when the state hash has no `connections`, and its upper bound
 
   Returns { granted (1 or 0), held (after this call), cap }. Granting an id that already holds a
   slot answers granted again without taking a second one.
@@ -28,8 +28,10 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return { 1, held, held }
 end
 
--- At least one slot, as in the memory limiter: a lane at cap 0 would never send again.
-local connections = tonumber(redis.call('HGET', KEYS[2], 'connections')) or tonumber(ARGV[3])
+-- At least one slot, as in the memory limiter: a lane at cap 0 would never send again. Never more
+-- than configured: a state written under a higher maxConnections (before a deploy lowered it) lives on.
+local configured = tonumber(ARGV[3])
+local connections = math.min(tonumber(redis.call('HGET', KEYS[2], 'connections')) or configured, configured)
 local cap = math.max(1, math.floor(connections))
 
 local held = redis.call('ZCARD', KEYS[1])
