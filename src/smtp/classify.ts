@@ -212,11 +212,11 @@ function byStatus(r: Reply): DecisionKind | undefined {
 function byWords(r: Reply): DecisionKind | undefined {
   const t = r.text;
   if (t === '') return undefined;
+  if (is5xx(r)) return byWords5xx(t);
   if (GREYLIST.test(t)) return 'greylisted';
   if (RECIPIENT_THROTTLE.test(t)) return 'recipient-throttled';
-  if (MAILBOX_FULL.test(t)) return is5xx(r) ? 'permanent' : 'transient';
+  if (MAILBOX_FULL.test(t)) return 'transient';
   if (QUOTA.test(t)) return 'quota-exceeded';
-  if (is5xx(r) && BLOCKED.test(t)) return 'permanent';
   if (CONNECTIONS.test(t)) return 'connection-limited';
   if (RATE.test(t)) return 'rate-limited';
   if (!is5xx(r) && SYSTEM_TROUBLE.test(t)) return 'transient';
@@ -226,8 +226,21 @@ function byWords(r: Reply): DecisionKind | undefined {
   return undefined;
 }
 
+/**
+ * Step 3 for a 5xx: sending again will not help (RFC 5321 4.2.1), whatever the words. "550 5.7.1 Too
+ * much mail from …" and "554 … high volume of unsolicited messages" are refusals, not a pace to slow
+ * down to. A sending quota is the one exception (Gmail's 550 5.4.5: it resets).
+ */
+function byWords5xx(t: string): DecisionKind | undefined {
+  if (MAILBOX_FULL.test(t)) return 'permanent';
+  if (QUOTA.test(t)) return 'quota-exceeded';
+  if (BLOCKED.test(t) || GREYLIST.test(t) || RECIPIENT_THROTTLE.test(t) || CONNECTIONS.test(t) || RATE.test(t)) return 'permanent';
+  return undefined;
+}
+
 /** Step 4: what an enhanced status code means when the words said nothing. */
 function byStatusDefault(r: Reply): DecisionKind | undefined {
+  if (is5xx(r)) return undefined; // the reply class decides (step 7): permanent
   if (statusIs(r, 4, 5) || statusIs(r, 7, 28)) return 'rate-limited'; // mail system congestion; Gmail's rate limit
   if (!is4xx(r)) return undefined;
   if (statusIs(r, 2, 1)) return 'recipient-throttled'; // mailbox temporarily disabled or throttled

@@ -164,6 +164,13 @@ const cases: Case[] = [
   { server: 'Gmail DMARC is not our credentials', input: "550 5.7.26 Unauthenticated email from example.com is not accepted due to domain's DMARC policy", kind: 'permanent' },
   { server: 'Postfix STARTTLS', input: '530 5.7.0 Must issue a STARTTLS command first', kind: 'permanent' },
   { server: 'Exchange', input: '552 5.2.2 Mailbox full', kind: 'permanent' },
+  // A 5xx with a pace's words is still a refusal (RFC 5321 4.2.1): not retried, the lane not slowed.
+  { server: 'account suspended for volume', input: '550 5.7.1 Your account has been suspended for sending too many messages', kind: 'permanent' },
+  { server: 'Postfix-style words on a 5xx', input: '550 5.7.1 Too much mail from 203.0.113.5 - rejected', kind: 'permanent' },
+  { server: 'volume block', input: '554 5.7.1 Rejected: high volume of unsolicited messages from your network', kind: 'permanent' },
+  { server: 'greylist words on a 5xx', input: '550 4.7.1 Greylisted', kind: 'permanent' },
+  { server: 'connection words on a 5xx', input: '554 5.7.1 Too many connections from your host, rejected', kind: 'permanent' },
+  { server: 'Gmail 5.7.28 as a block', input: '550-5.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been blocked.', kind: 'permanent' },
   { server: 'SES', input: '554 Message rejected: Email address is not verified.', kind: 'permanent' },
   { server: 'nodemailer error', input: new Error('Message failed: 550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown'), kind: 'permanent' },
   { server: 'nodemailer, no recipients', input: { code: 'EENVELOPE', message: 'No recipients defined', command: 'API' }, kind: 'permanent' },
