@@ -7,7 +7,9 @@ const anyOf = (...phrasings: string[]): RegExp => new RegExp(phrasings.join('|')
 // falls into the group of what it means. byWords reads them in this order.
 
 /** Greylisting names itself, in every spelling ("greylisted", "graylisting", "grey-list"). */
-const GREYLIST = anyOf('gr[ae]y[ -]?list');
+const GREYLIST = anyOf('gr[ae]y[ -]?list', 'internal resource temporarily unavailable' /* Mimecast's greylisting 451 */);
+/** A temporary code whose words say that trying again is pointless (Yahoo's "[TS03] … permanently deferred; Retrying will NOT succeed"). */
+const NO_RETRY = anyOf('will not succeed', 'permanently deferred', 'do not (?:retry|resend)');
 /** One recipient receives too fast: retry that message later; the lane's pace is not the cause. */
 const RECIPIENT_THROTTLE = anyOf(
   'receiving (?:mail|messages?|e-?mails?) (?:too (?:quickly|fast)|at a rate)',
@@ -32,6 +34,7 @@ const BLOCKED = anyOf('black ?list', 'block ?list', 'blocked using', '\\blisted 
 const CONNECTIONS = anyOf(
   'too many\\b[^.]{0,30}\\b(?:connections|sessions)', 'concurrent\\b[^.]{0,30}\\bconnections',
   'connection (?:limit|rate|count)', '\\b(?:max(?:imum)?|number of)\\b[^.]{0,20}\\bconnections', 'connections? per (?:ip|host|client)',
+  'sender thread limit', // Microsoft 365's concurrent connections per mailbox (432 4.3.2 STOREDRV.ClientSubmit)
 );
 /** Too many messages per unit of time: send slower. */
 const RATE = anyOf(
@@ -169,14 +172,32 @@ function toReply(input: unknown): Reply | undefined {
   return withCodes(reply);
 }
 
-/** Fills in what the text itself says; a `responseCode` field wins over the text. */
+/** Fills in what the text itself says; a `responseCode` field wins over the text. Then makes the text one line of words. */
 function withCodes(reply: Reply): Reply {
   const code = REPLY_CODE.exec(reply.text);
   const parsed = code ? Number(code[1] ?? code[2]) : undefined;
   if (reply.replyCode === undefined && parsed !== undefined) reply.replyCode = parsed;
   const status = ENHANCED_STATUS.exec(reply.text);
   if (status) reply.status = { subject: Number(status[2]), detail: Number(status[3]) };
+  reply.text = oneLine(reply.text);
   return reply;
+}
+
+/** The prefix of a multi-line reply's continuation line: "421-4.7.0 ", "421 ". */
+const CONTINUATION = /^\s*[2-5]\d\d[ -]?(?:[245]\.\d{1,3}\.\d{1,3}\s+)?/;
+
+/**
+ * A multi-line reply as one line: each continuation line without its code (its dots would break the
+ * words apart: "too many\n421 4.7.0 connections"), and every run of white space one space.
+ */
+function oneLine(text: string): string {
+  if (!/\s\s|[\r\n\t]/.test(text)) return text;
+  return text
+    .split(/\r?\n/)
+    .map((line, i) => (i === 0 ? line : line.replace(CONTINUATION, '')))
+    .join(' ')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 const is4xx = (r: Reply): boolean => r.replyCode !== undefined && r.replyCode >= 400 && r.replyCode < 500;
@@ -213,6 +234,7 @@ function byWords(r: Reply): DecisionKind | undefined {
   const t = r.text;
   if (t === '') return undefined;
   if (is5xx(r)) return byWords5xx(t);
+  if (NO_RETRY.test(t)) return 'permanent';
   if (GREYLIST.test(t)) return 'greylisted';
   if (RECIPIENT_THROTTLE.test(t)) return 'recipient-throttled';
   if (MAILBOX_FULL.test(t)) return 'transient';
@@ -244,6 +266,8 @@ function byStatusDefault(r: Reply): DecisionKind | undefined {
   if (statusIs(r, 4, 5) || statusIs(r, 7, 28)) return 'rate-limited'; // mail system congestion; Gmail's rate limit
   if (!is4xx(r)) return undefined;
   if (statusIs(r, 2, 1)) return 'recipient-throttled'; // mailbox temporarily disabled or throttled
+  // Microsoft 365 / Outlook.com's 4.7.500–4.7.699: IP throttling ("ramp up slowly"), whatever the words ("Access denied, please try again later").
+  if (statusIs(r, 7) && r.status!.detail >= 500 && r.status!.detail <= 699) return 'rate-limited';
   if (statusIs(r, 3) || statusIs(r, 4)) return 'transient'; // their system or network, not our pace
   return undefined;
 }

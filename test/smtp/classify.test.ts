@@ -74,8 +74,16 @@ const cases: Case[] = [
     kind: 'connection-limited',
   },
   { server: 'no reply code at all', input: 'Too many connections', kind: 'connection-limited' },
+  { server: 'Microsoft 365, per-mailbox concurrency', input: '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded', kind: 'connection-limited' },
+  { server: 'a multi-line reply split mid-phrase', input: '421-4.7.0 [203.0.113.5] Our system has detected too many\n421 4.7.0 connections from your IP', kind: 'connection-limited' },
+  { server: 'extra spaces', input: '421  4.7.0   Too   many   connections', kind: 'connection-limited' },
   // rate-limited
   { server: 'generic deferral', input: '421 4.7.0 Temporarily deferred, try again in 10 minutes', kind: 'rate-limited', retryAfterMs: 600_000 },
+  {
+    server: 'Microsoft, 4.7.500–699 in other words',
+    input: '451 4.7.500 Access denied, please try again later. For more information please go to https://go.microsoft.com/fwlink/?LinkId=526653. (AS843)',
+    kind: 'rate-limited',
+  },
   {
     server: 'Yahoo, complaints',
     input: '421 4.7.0 [TS01] Messages from 198.51.100.7 temporarily deferred due to user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes',
@@ -98,6 +106,8 @@ const cases: Case[] = [
   { server: 'Rspamd', input: '451 4.7.1 Please try again later (greylisted)', kind: 'greylisted' },
   { server: 'sqlgrey', input: '450 4.7.1 Graylisting in effect, please retry after 2 minutes', kind: 'greylisted', retryAfterMs: 120_000 },
   { server: 'Exim', input: '451 Grey-listed, please try again later', kind: 'greylisted' },
+  { server: 'Mimecast', input: '451 Internal resource temporarily unavailable - https://community.mimecast.com/docs/DOC-1369#451', kind: 'greylisted' },
+  { server: 'a delay split over two lines', input: '451-4.7.1 Greylisted, please try again in 5\n451 4.7.1 minutes', kind: 'greylisted', retryAfterMs: 300_000 },
   // recipient-throttled
   {
     server: 'Gmail',
@@ -164,6 +174,11 @@ const cases: Case[] = [
   { server: 'Gmail DMARC is not our credentials', input: "550 5.7.26 Unauthenticated email from example.com is not accepted due to domain's DMARC policy", kind: 'permanent' },
   { server: 'Postfix STARTTLS', input: '530 5.7.0 Must issue a STARTTLS command first', kind: 'permanent' },
   { server: 'Exchange', input: '552 5.2.2 Mailbox full', kind: 'permanent' },
+  {
+    server: 'Yahoo, a 4xx that says not to retry',
+    input: '421 4.7.1 [TS03] All messages from 203.0.113.5 will be permanently deferred; Retrying will NOT succeed. See https://postmaster.yahooinc.com/error-codes',
+    kind: 'permanent',
+  },
   // A 5xx with a pace's words is still a refusal (RFC 5321 4.2.1): not retried, the lane not slowed.
   { server: 'account suspended for volume', input: '550 5.7.1 Your account has been suspended for sending too many messages', kind: 'permanent' },
   { server: 'Postfix-style words on a 5xx', input: '550 5.7.1 Too much mail from 203.0.113.5 - rejected', kind: 'permanent' },
