@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { StateTransition } from '../lanes/controller.js';
 import { sleep } from '../retry/sleep.js';
 import type { LaneLimiter, LaneSpec, Lease, Limiter } from './limiter.js';
+import { isQuotaWindow } from './gcra.js';
 import { createMemoryLimiter } from './memory.js';
 import { runScript, type ScriptClient } from './scripts.js';
 
@@ -146,10 +147,18 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
   };
 }
 
-/** One process's share of a lane's limits when `processes` share it. */
+/**
+ * One process's share of a lane's limits when `processes` share it. A pace window's share may be a
+ * fraction (its interval is `perMs / max`: 10/s over 16 processes is one send per 1.6 s each, 10/s
+ * in all); a quota counts whole sends and a process needs one connection, so those are at least
+ * one each: a fleet larger than a quota or a connection cap can exceed it by its size.
+ */
 export function share(spec: LaneSpec, processes: number): LaneSpec {
   return {
-    windows: spec.windows.map((w) => ({ ...w, max: Math.max(1, Math.floor(w.max / processes)), burst: Math.max(1, Math.min(w.burst, Math.floor(w.max / processes))) })),
+    windows: spec.windows.map((w) => {
+      const part = w.max / processes;
+      return { ...w, max: isQuotaWindow(w) ? Math.max(1, Math.floor(part)) : part, burst: Math.max(1, Math.min(w.burst, Math.floor(part))) };
+    }),
     maxConnections: Math.max(1, Math.floor(spec.maxConnections / processes)),
   };
 }

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMailer, isDeliveryError, type Mailer, type MailerOptions } from '../../src/index.js';
 import { connectRedis } from '../../src/limiter/connect.js';
 import { createFailoverLimiter, createRedisHealth, share } from '../../src/limiter/failover.js';
+import { createMemoryLimiter } from '../../src/limiter/memory.js';
 import { createRedisLimiter } from '../../src/limiter/redis.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
 import { freePort, startRedisServer, uniquePrefix } from '../helpers/redis-server.js';
@@ -99,14 +100,32 @@ describe("onRedisDown: 'wait'", () => {
 });
 
 describe('share', () => {
-  it("gives each process its share of every limit, never less than one", () => {
+  it('gives each process its share of every limit: a fraction of a pace, at least one send of a quota and one connection', () => {
     expect(share({ windows: [{ max: 50, perMs: 1_000, burst: 1 }, { max: 10_000, perMs: 86_400_000, burst: 10_000 }], maxConnections: 10 }, 4)).toEqual({
       windows: [
-        { max: 12, perMs: 1_000, burst: 1 },
+        { max: 12.5, perMs: 1_000, burst: 1 },
         { max: 2_500, perMs: 86_400_000, burst: 2_500 },
       ],
       maxConnections: 2,
     });
-    expect(share({ windows: [{ max: 2, perMs: 1_000, burst: 1 }], maxConnections: 1 }, 5)).toEqual({ windows: [{ max: 1, perMs: 1_000, burst: 1 }], maxConnections: 1 });
+    expect(share({ windows: [{ max: 2, perMs: 1_000, burst: 1 }, { max: 3, perMs: 86_400_000, burst: 3 }], maxConnections: 1 }, 5)).toEqual({
+      windows: [
+        { max: 0.4, perMs: 1_000, burst: 1 },
+        { max: 1, perMs: 86_400_000, burst: 1 },
+      ],
+      maxConnections: 1,
+    });
+  });
+
+  // Before, each process's share was rounded up to one send per window: 16 processes on a lane
+  // of 10/s sent 16/s between them while Redis was away.
+  it('keeps a fleet larger than the rate at the rate in all', async () => {
+    const processes = 16;
+    const lanes = Array.from({ length: processes }, (_, i) => createMemoryLimiter().lane(`p${i}`, share({ windows: [{ max: 10, perMs: 1_000, burst: 1 }], maxConnections: 4 }, processes)));
+    // Booked waits over the next 10 s, all processes together: the first send of each is at once.
+    let booked = 0;
+    for (const lane of lanes) while ((await lane.reserve()).waitMs < 10_000) booked++;
+    expect(booked).toBeGreaterThanOrEqual(10 * 10);
+    expect(booked).toBeLessThanOrEqual(10 * 10 + processes);
   });
 });
