@@ -290,9 +290,10 @@ export function createMailer(options: MailerOptionsInput): Mailer {
       const progressIntervalMs = batchDuration('progressInterval', batchOptions.progressInterval, 1_000);
       const waveIntervalMs = batchDuration('waveInterval', batchOptions.waveInterval, 0);
       // close() stops the batch too: nothing new starts, waiting messages are given back.
-      return runBatch(source, { ...batchOptions, signal: withClosing(batchOptions.signal) }, {
+      const signal = withClosing(batchOptions.signal);
+      return runBatch(source, { ...batchOptions, signal }, {
         deliver: deliverNow,
-        ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt }),
+        ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt, signal }),
         resendInDoubt,
         emitProgress: (event) => emitter.emit('progress', event),
         emitFailed: (id, problem, cause) => void refused(providers[0]!, id, [], problem, cause),

@@ -38,8 +38,11 @@ export interface LedgerRun {
 }
 
 export interface Ledger {
-  /** Starts a run of batch `batchId`. `resendInDoubt` turns in-doubt entries into claims. */
-  open(batchId: string, options: { resendInDoubt: boolean }): Promise<LedgerRun>;
+  /**
+   * Starts a run of batch `batchId`. `resendInDoubt` turns in-doubt entries into claims. A ledger
+   * in Redis waits for Redis to answer, until `signal` aborts (then it rejects with its reason).
+   */
+  open(batchId: string, options: { resendInDoubt: boolean; signal?: AbortSignal }): Promise<LedgerRun>;
   close(): Promise<void>;
 }
 

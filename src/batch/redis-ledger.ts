@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { observe, type RedisHealth } from '../limiter/failover.js';
+import { sleep } from '../retry/sleep.js';
 import { runScript as run, type ScriptClient } from '../limiter/scripts.js';
 import type { ClaimResult, Ledger, Settlement } from './ledger.js';
 
@@ -39,11 +40,20 @@ export function createRedisLedger(options: RedisLedgerOptions): Ledger {
   const leaseMs = options.leaseMs ?? 60_000;
   const runScript: typeof run = (...args) => observe(options.health, run(...args), options.callTimeoutMs ?? 5_000);
   return {
-    async open(batchId, { resendInDoubt }) {
+    async open(batchId, { resendInDoubt, signal }) {
       const keys = ledgerKeys(keyPrefix, batchId);
       const run = randomUUID();
       const beat = () => runScript(client, 'ledger-beat', [keys.entries, keys.owners], [run, leaseMs, ttlMs]);
-      await beat();
+      // Redis away as the batch starts: the run waits for it, as its claims would (a claim before
+      // the first beat could be taken over by another run as a dead one's).
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await beat();
+          break;
+        } catch {
+          await sleep(Math.min(2_000, 50 * 2 ** attempt), signal);
+        }
+      }
       // A missed beat (Redis away) is retried at the next tick; claims survive for leaseMs.
       const timer = setInterval(() => void beat().catch(() => {}), leaseMs / 4);
       const mark = async (id: string, state: string) => Number(await runScript(client, 'ledger-mark', [keys.entries], [id, run, state])) === 1;

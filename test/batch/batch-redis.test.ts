@@ -4,6 +4,7 @@ import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/
 import { Redis } from 'ioredis';
 import { Redis as Redis6 } from 'ioredis6';
 import { createRequire } from 'node:module';
+import { connect } from 'node:net';
 import { ledgerKeys } from '../../src/batch/redis-ledger.js';
 import { startRedisServer, uniquePrefix, type RedisServer } from '../helpers/redis-server.js';
 
@@ -99,6 +100,19 @@ describe('sendBatch on Redis', () => {
     expect(srv.counts()).toMatchObject({ unique: 600, duplicates: 0 });
   });
 
+  it('waits for Redis when it is away as a batch with an id starts, then sends everything once', async () => {
+    const redis: RedisServer = await startRedisServer();
+    cleanup.push(() => redis.stop());
+    const srv = await smtp();
+    const m = mailer(srv, { redis: redis.url, keyPrefix: uniquePrefix() });
+    const restarted = redis.restart({ keepData: true, downMs: 6_000 }); // longer than the 5 s call timeout
+    while (await accepts(redis.port)) await new Promise((resolve) => setTimeout(resolve, 20));
+    const report = await m.sendBatch(list(20), { id: 'starts-down', build });
+    await restarted;
+    expect(report).toMatchObject({ total: 20, sent: 20, failed: 0, inDoubt: 0 });
+    expect(srv.counts()).toMatchObject({ unique: 20, duplicates: 0 });
+  });
+
   for (const keepData of [true, false]) {
     it(`survives a Redis restart mid-batch ${keepData ? 'with its data' : 'empty'}: every message exactly once`, async () => {
       const redis: RedisServer = await startRedisServer();
@@ -120,3 +134,15 @@ describe('sendBatch on Redis', () => {
     });
   }
 });
+
+/** Whether something listens on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
