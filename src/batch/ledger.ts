@@ -80,6 +80,8 @@ export function createMemoryLedger(options: { ttlMs: number; now?: () => number 
             const state = stateOf(entry);
             if (state === 'sent') return 'sent';
             if ((state === 'claimed' || state === 'sending') && live.has(ownerOf(entry))) return 'busy';
+            // Failed or left in doubt earlier in this same run: a repeat of the id in the batch, not a re-run.
+            if ((state === 'failed' || state === 'in-doubt') && ownerOf(entry) === owner) return 'busy';
             if ((state === 'sending' || state === 'in-doubt') && !resendInDoubt) {
               entries.set(id, pack('in-doubt', ownerOf(entry)));
               return 'in-doubt';

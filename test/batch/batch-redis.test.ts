@@ -100,6 +100,18 @@ describe('sendBatch on Redis', () => {
     expect(srv.counts()).toMatchObject({ unique: 600, duplicates: 0 });
   });
 
+  it('counts an id repeated in the batch once: failed, then skipped (not tried again in the same run)', async () => {
+    const srv = await smtp({ script: [{ match: 'gone@example.net', code: 550, reply: '550 5.1.1 User unknown' }] });
+    const m = mailer(srv, { redis: 'redis://127.0.0.1:6379', keyPrefix: uniquePrefix() });
+    const report = await m.sendBatch(['gone@example.net', 'ok@example.net', 'gone@example.net'], { id: 'repeats', build, concurrency: 1 });
+    expect(report).toMatchObject({ total: 3, sent: 1, failed: 1, skipped: 1 });
+    expect(srv.stats().rejected[550]).toBe(1);
+    // A re-run is another run: it tries the failed one again.
+    const again = await m.sendBatch(['gone@example.net'], { id: 'repeats', build });
+    expect(again).toMatchObject({ total: 1, failed: 1 });
+    expect(srv.stats().rejected[550]).toBe(2);
+  });
+
   it('waits for Redis when it is away as a batch with an id starts, then sends everything once', async () => {
     const redis: RedisServer = await startRedisServer();
     cleanup.push(() => redis.stop());

@@ -208,6 +208,17 @@ describe('sendBatch', () => {
     expect(srv.counts()).toMatchObject({ unique: 300, duplicates: 0 });
   });
 
+  it('counts an id repeated in a batch with an id as it does without one: failed once, then skipped', async () => {
+    const { srv, mailer } = await setup({ script: [{ match: 'gone@example.net', code: 550, reply: '550 5.1.1 User unknown' }] });
+    const source = ['gone@example.net', 'ok@example.net', 'gone@example.net'];
+    const byEmail = (email: string) => ({ id: email, from: 'news@example.org', to: email, subject: 'Hi', text: 'Hello' });
+    const without = await mailer.sendBatch(source, { build: byEmail, concurrency: 1 });
+    const withId = await mailer.sendBatch(source, { id: 'repeats', build: byEmail, concurrency: 1 });
+    for (const report of [without, withId]) expect(report).toMatchObject({ total: 3, sent: 1, failed: 1, skipped: 1 });
+    expect(withId.failures.map((f) => f.id)).toEqual(['gone@example.net']);
+    expect(srv.stats().rejected[550]).toBe(2); // once per batch, not once per repeat
+  });
+
   it('stops on abort while an async source is still fetching its next item', async () => {
     const { srv, mailer } = await setup();
     const controller = new AbortController();

@@ -41,6 +41,8 @@ local sep2 = string.find(owner, '|', 1, true)
 if sep2 then owner, token = string.sub(owner, 1, sep2 - 1), string.sub(owner, sep2 + 1) end
 
 if state == 'S' then return 'sent' end
+-- Failed or left in doubt earlier in this same run: a repeat of the id in the batch, not a re-run.
+if (state == 'f' or state == 'd') and owner == me then return 'busy' end
 if state == 'c' or state == 's' then
   if owner == me then return (state == 'c' and token == ARGV[4]) and 'claimed' or 'busy' end
   local alive = tonumber(redis.call('HGET', KEYS[2], owner) or '0')
