@@ -18,10 +18,12 @@ const positiveInt = (what: string) =>
   z.number({ error: `expected ${what} as a whole number greater than 0` }).int({ error: `expected ${what} as a whole number greater than 0` }).positive({ error: `expected ${what} as a whole number greater than 0` });
 
 /**
- * One rate window: at most `max` sends in any interval of length `per`.
+ * One rate window: `max` sends per `per`.
  *
  * - **`per` of a minute or less: a pace.** Sends are spaced by GCRA, `burst` of them back to back
  *   after an idle period (default 1: even spacing, `{ max: 30, per: '1m' }` is one send every 2 s).
+ *   With a burst of B, an interval of length `per` that starts with the burst can hold up to
+ *   `max + B - 1` sends; with the default 1, at most `max`.
  * - **`per` longer than a minute: a quota,** counted over a rolling `per` in 24 buckets, the way
  *   SES, Exchange Online and Google count a rolling 24 hours: up to `max` sends may go at once
  *   (paced by the shorter windows), and no interval of length `per` ever holds more than `max`.
