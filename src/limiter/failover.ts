@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { StateTransition } from '../lanes/controller.js';
+import type { AdaptiveState, StateTransition } from '../lanes/controller.js';
 import { sleep } from '../retry/sleep.js';
 import type { LaneLimiter, LaneSpec, Lease, Limiter } from './limiter.js';
 import { isQuotaWindow } from './gcra.js';
@@ -122,8 +122,19 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
       // This process's share of the lane, sized by the fleet seen while Redis was up.
       const mine = () => {
         if (!own || ownShare !== fleet) {
+          const previous = own;
+          const part = share(spec, fleet);
           ownShare = fleet;
-          own = local.lane(`${key}#${fleet}`, share(spec, fleet));
+          own = local.lane(`${key}#${fleet}`, part);
+          // What this process learned (slow-downs, pauses, a stop after bad credentials) carries
+          // over to its new share. A memory lane applies a transition when called, so the state is
+          // read and written here, before any send can book the new share.
+          let learned: AdaptiveState | undefined;
+          void previous?.update((state) => {
+            learned = state;
+            return null;
+          });
+          if (learned) void own.update(() => ({ ...learned!, connections: Math.min(learned!.connections, part.maxConnections) }));
         }
         return own;
       };

@@ -49,6 +49,30 @@ describe('Redis outages', () => {
     expect(errors).toEqual(expect.arrayContaining([expect.stringMatching(/^redis: Redis is unreachable .*this process's share/), expect.stringMatching(/^redis: Redis is back/)]));
   });
 
+  // Its share is a new lane in memory whenever the fleet's size changes (deploys, autoscaling):
+  // before, what the process had learned was left behind in the old one, a stop included.
+  it("onRedisDown: 'local' carries a lane's stop and slow-down over to a share resized for a new fleet", async () => {
+    const redis = await startRedisServer();
+    cleanup.push(() => redis.stop());
+    const keyPrefix = uniquePrefix();
+    const limiter = (client: ReturnType<typeof connectRedis>['client']) =>
+      createFailoverLimiter({ primary: createRedisLimiter({ client, keyPrefix }), client, keyPrefix, mode: 'local', health: createRedisHealth(() => {}), callTimeoutMs: 1_000 });
+    const [first, second] = [connectRedis(redis.url), connectRedis(redis.url)];
+    cleanup.push(() => first.close(), () => second.close());
+    const a = limiter(first.client);
+    cleanup.push(() => a.close());
+    const lane = a.lane('ses', { windows: [{ max: 10, perMs: 1_000, burst: 1 }], maxConnections: 4 });
+    // Applied in Redis and mirrored into this process's share for a fleet of 1.
+    await lane.update((state) => ({ ...state, rateFactor: 0.5, stopped: 'authentication failed: 535' }));
+    const b = limiter(second.client); // a second process joins
+    cleanup.push(() => b.close());
+    for (let waited = 0; a.fleetSize() < 2 && waited < 8_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(a.fleetSize()).toBe(2);
+    await redis.stop();
+    const { state } = await lane.reserve();
+    expect(state).toMatchObject({ stopped: 'authentication failed: 535', rateFactor: 0.5, connections: 2 });
+  });
+
   it("onRedisDown: 'wait' (the default) waits for a Redis that is unreachable at createMailer, then sends", async () => {
     const port = await freePort();
     const srv = await smtp();
