@@ -54,7 +54,7 @@ const AUTH_WORDS = anyOf(
   'application-specific password', 'log ?in via your web browser', 'login (?:denied|failed|incorrect)',
 );
 /** "try again later" on a 421 with no other cue: how the big receivers say "slow down" (Gmail, Yahoo). */
-const DEFERRAL = anyOf('try (?:again )?later', 'deferr', 'come back later');
+const DEFERRAL = anyOf('try (?:again )?later', 'deferr', 'come back later', '(?:try again|retry|come back) in \\d'); // "421 … Try again in 5 minutes" too
 /** The envelope has more recipients than the server takes in one transaction. */
 const TOO_MANY_RECIPIENTS = /too many recipients/i;
 const AUTH_COMMAND = /^AUTH\b/i;

@@ -79,6 +79,8 @@ const cases: Case[] = [
   { server: 'extra spaces', input: '421  4.7.0   Too   many   connections', kind: 'connection-limited' },
   // rate-limited
   { server: 'generic deferral', input: '421 4.7.0 Temporarily deferred, try again in 10 minutes', kind: 'rate-limited', retryAfterMs: 600_000 },
+  // A 421 that names when to come back is the same deferral as "try again later": the lane pauses that long.
+  { server: 'a bare 421 with a delay', input: '421 4.7.0 Try again in 5 minutes', kind: 'rate-limited', retryAfterMs: 300_000 },
   {
     server: 'Microsoft, 4.7.500–699 in other words',
     input: '451 4.7.500 Access denied, please try again later. For more information please go to https://go.microsoft.com/fwlink/?LinkId=526653. (AS843)',
