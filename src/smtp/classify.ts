@@ -76,13 +76,17 @@ const ENHANCED_STATUS = /(?:^\s*|\b[2-5]\d\d[ -]\s*)([245])\.(\d{1,3})\.(\d{1,3}
 
 /** A delay introduced by a phrase ("try again in", "retry after", "wait", "for"), with a unit or as hh:mm:ss. */
 const DELAY = new RegExp(
-  '(?<!(?:messages?|e?-?mails?|recipients?|connections?|sessions?|attempts?|requests?)\\s+)' + // a window, not a delay: "100 messages in 1 hour"
+  // A window or a past duration, not a delay: "100 messages in 1 hour", "10 connections per ip in
+  // 60 seconds", "Too many messages (100) in 1 hour", "Session timed out after 300 seconds".
+  '(?<!(?:messages?|e?-?mails?|recipients?|connections?|sessions?|attempts?|requests?|per\\s+[a-z]+|\\)|timed out|idle)\\s+)' +
     '\\b(?:in|after|wait|for)\\s+(?:(?:at least|about|approximately|around|another|up to)\\s+)?' + // the phrase
     '(?:(\\d{1,3}):([0-5]\\d):([0-5]\\d)\\b' + // hh:mm:ss
     '|(?:(\\d+(?:\\.\\d+)?)\\s*|(?:an?|one)\\s+)(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\\b)', // amount and unit
   'i',
 );
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** HTTP's header, as some gateways quote it: "Retry-After: 120" (seconds). */
+const RETRY_AFTER_HEADER = /\bretry-after:\s*(\d{1,7})\b/i;
 
 interface Reply {
   replyCode?: number;
@@ -136,10 +140,13 @@ export function isTooManyRecipients(input: SmtpErrorLike | string | Error | unkn
 /**
  * The delay a reply asks for, in milliseconds: "try again in 5 minutes", "retry after 2 hours",
  * "please wait 30s", "come back in 00:05:00". A number without a unit ("(10)", "(S77714)",
- * "4.16.55.1") is not a delay, nor is a window ("100 messages in 1 hour").
+ * "4.16.55.1") is not a delay, nor is a window ("100 messages in 1 hour"); "Retry-After: 120" is
+ * read as seconds.
  */
 export function parseRetryAfter(text: string): number | undefined {
   if (typeof text !== 'string') return undefined;
+  const header = RETRY_AFTER_HEADER.exec(text);
+  if (header) return Number(header[1]) > 0 ? Number(header[1]) * 1000 : undefined;
   const m = DELAY.exec(text);
   if (!m) return undefined;
   const [, hh, mm, ss, amount, unit] = m;

@@ -271,6 +271,7 @@ describe('parseRetryAfter', () => {
     ['retry in 500ms', 500],
     ['deferred for 1 day', 86_400_000],
     ['come back in 01:00:00', 3_600_000],
+    ['421 Too busy. Retry-After: 120', 120_000],
   ])('reads %s', (text, ms) => {
     expect(parseRetryAfter(text)).toBe(ms);
   });
@@ -287,6 +288,10 @@ describe('parseRetryAfter', () => {
     'retry in 10 messages',
     'try again in 0 seconds',
     'come back in 12:75:00',
+    'max 10 connections per ip in 60 seconds',
+    'Too many messages (100) in 1 hour',
+    'Session timed out after 300 seconds',
+    'Retry-After: 0',
     '',
   ])('finds no delay in %s', (text) => {
     expect(parseRetryAfter(text)).toBeUndefined();
