@@ -191,7 +191,7 @@ function withCodes(reply: Reply): Reply {
 }
 
 /** The prefix of a multi-line reply's continuation line: "421-4.7.0 ", "421 ". */
-const CONTINUATION = /^\s*[2-5]\d\d[ -]?(?:[245]\.\d{1,3}\.\d{1,3}\s+)?/;
+const CONTINUATION = /^\s*[2-5]\d\d(?:[ -]|$)(?:[245]\.\d{1,3}\.\d{1,3}\s+)?/;
 
 /**
  * A multi-line reply as one line: each continuation line without its code (its dots would break the
