@@ -77,8 +77,6 @@ const cases: Case[] = [
   { server: 'Microsoft 365, per-mailbox concurrency', input: '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded', kind: 'connection-limited' },
   { server: 'a multi-line reply split mid-phrase', input: '421-4.7.0 [203.0.113.5] Our system has detected too many\n421 4.7.0 connections from your IP', kind: 'connection-limited' },
   { server: 'extra spaces', input: '421  4.7.0   Too   many   connections', kind: 'connection-limited' },
-  // A line that starts with a number is not a continuation prefix unless a space or dash follows its three digits.
-  { server: 'a wrapped delay', input: '451-4.7.1 Greylisted, try again in\n2500 seconds', kind: 'greylisted', retryAfterMs: 2_500_000 },
   // rate-limited
   { server: 'generic deferral', input: '421 4.7.0 Temporarily deferred, try again in 10 minutes', kind: 'rate-limited', retryAfterMs: 600_000 },
   // A 421 that names when to come back is the same deferral as "try again later": the lane pauses that long.
@@ -112,6 +110,8 @@ const cases: Case[] = [
   { server: 'Exim', input: '451 Grey-listed, please try again later', kind: 'greylisted' },
   { server: 'Mimecast', input: '451 Internal resource temporarily unavailable - https://community.mimecast.com/docs/DOC-1369#451', kind: 'greylisted' },
   { server: 'a delay split over two lines', input: '451-4.7.1 Greylisted, please try again in 5\n451 4.7.1 minutes', kind: 'greylisted', retryAfterMs: 300_000 },
+  // A line that starts with a number is not a continuation prefix unless a space or dash follows its three digits.
+  { server: 'a wrapped delay', input: '451-4.7.1 Greylisted, try again in\n2500 seconds', kind: 'greylisted', retryAfterMs: 2_500_000 },
   // recipient-throttled
   {
     server: 'Gmail',
