@@ -74,6 +74,24 @@ describe('createMailer().send against a throttling server', () => {
     expect(events.throttle).toEqual([]);
   });
 
+  it('delivers through greylisting whose reply does not say so, once the window has passed', async () => {
+    // A plain 451 reads as transient: three quick retries would all fall inside a 1.2 s window.
+    // The last retry waits until greylistDelay has passed since the first deferral.
+    const srv = await server({ greylist: { delayMs: 1_200, reply: '451 4.7.1 Please try again later' } });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { retries: 3, minDelay: '10ms', maxDelay: '40ms', greylistDelay: '1300ms' } });
+    const events = record(m);
+    const started = Date.now();
+
+    const info = await m.send(message(0));
+
+    expect(info.attempts).toBe(4);
+    expect(srv.counts()).toMatchObject({ unique: 1, duplicates: 0 });
+    expect(srv.stats().greylisted).toBe(3);
+    expect(events.retry.map((e) => e.decision)).toEqual(['transient', 'transient', 'transient']);
+    expect(events.retry.slice(0, 2).every((e) => e.delayMs <= 40)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_300);
+  });
+
   it('fails a 550 at once while the others still arrive', async () => {
     const srv = await server({ script: [{ match: 'user3@example.net', code: 550, reply: '550 5.1.1 <user3@example.net>: Recipient address rejected: User unknown' }] });
     const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: fast });
@@ -273,7 +291,8 @@ describe('createMailer().send against a throttling server', () => {
 
   it('fails a message whose recipient is refused for now until its retries run out, saying how many were reached', async () => {
     const srv = await server({ script: [{ match: 'b@example.net', code: 451, reply: '451 4.3.0 <b@example.net>: Temporary lookup failure' }] });
-    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, retries: 2 } });
+    // greylistDelay: the last retry after a plain 451 waits that long after the first (default 5 minutes).
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, retries: 2, greylistDelay: '100ms' } });
     const error = await m.send({ ...message(0), to: ['a@example.net', 'b@example.net'] }).catch((e: unknown) => e);
     expect(isDeliveryError(error) && error.message).toMatch(/451 4\.3\.0 .*\(out of retries\) \(after 1 of 2 recipients accepted\)/);
     expect(srv.accepted.map((a) => a.to)).toEqual([['a@example.net']]);

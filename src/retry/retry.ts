@@ -120,7 +120,8 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
   let attempts = 1;
   let consumed = 0;
   let refusals = 0;
-
+  // When the server first deferred the message with a plain 450/451 (see `isDeferral`).
+  let deferredSince: number | undefined;
 
   /** Decides after a failed attempt: throws `RetryStopped` to give up, or waits the delay before the next. */
   const afterFailure = async (failure: AttemptFailure): Promise<void> => {
@@ -133,8 +134,15 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
     const consumes = consumesRetry(decision);
     const retriesLeft = retry.retries - consumed;
     if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');
-    const delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
-    if (!clock.allows(decision, delayMs, now())) throw new RetryStopped(failure, attempts, 'deadline');
+    let delayMs = retryDelay(decision, consumes ? consumed : refusals, retry, options.random);
+    const at = now();
+    if (isDeferral(failure)) {
+      deferredSince ??= at;
+      // The last retry comes no sooner than greylistDelay after the first deferral, within the
+      // deadline: a greylisting server that does not say so gets one attempt after its window.
+      if (consumes && retriesLeft === 1) delayMs = Math.max(delayMs, Math.min(deferredSince + retry.greylistDelay, clock.at - 1) - at);
+    }
+    if (!clock.allows(decision, delayMs, at)) throw new RetryStopped(failure, attempts, 'deadline');
     if (consumes) consumed++;
     else if (decision.kind === 'connection-limited') refusals++;
     options.onRetry?.({ attempt: attempts, retriesLeft: consumes ? retriesLeft - 1 : retriesLeft, delayMs, failure });
@@ -168,6 +176,16 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
     onFailedAttempt: ({ error }) => afterFailure(error as AttemptFailure),
   });
   return { value: await run, attempts };
+}
+
+/**
+ * A `transient` 450 or 451: the server answered and deferred the message without saying why in
+ * words the classifier knows. Greylisting often looks like this ("451 4.7.1 Please try again
+ * later"), and its window (commonly 5 minutes) is longer than the backoff's retries span with the
+ * defaults (at most about 8½ minutes, about 4 on average), so the last retry waits it out.
+ */
+function isDeferral(failure: AttemptFailure): boolean {
+  return failure.decision.kind === 'transient' && (failure.responseCode === 450 || failure.responseCode === 451);
 }
 
 const toError = (value: unknown): Error => (value instanceof Error ? value : new Error(String(value)));

@@ -69,6 +69,44 @@ describe('withRetry', () => {
     expect(calls).toEqual([0, 300_000, 360_000]);
   });
 
+  describe('a plain 450/451 (greylisting that does not say so)', () => {
+    const deferral = (code: number, response = `${code} 4.7.1 Please try again later`) => new AttemptFailure({ kind: 'transient' }, { lane: 'main', responseCode: code, response });
+
+    it('waits until greylistDelay has passed since the first deferral before the last retry, and only the last', async () => {
+      for (const code of [450, 451]) {
+        vi.setSystemTime(0);
+        const { result, retries, calls } = await run([deferral(code), deferral(code), deferral(code), 'ok']);
+        expect(result).toEqual({ value: { value: 'sent', attempts: 4 } });
+        // Backoff (1.5 s, 2.5 s) for the first two; the third (the last of `retries: 3`) waits until 300 s after the first deferral.
+        expect(calls).toEqual([0, 1_500, 4_000, 300_000]);
+        expect(retries.map((r) => r.delayMs)).toEqual([1_500, 2_500, 296_000]);
+      }
+    });
+
+    it('counts from the first deferral even when other failures came between', async () => {
+      const { calls } = await run([failure('transient'), deferral(451), failure('transient'), deferral(450), 'ok'], { retries: 4 });
+      expect(calls).toEqual([0, 1_500, 4_000, 8_500, 301_500]);
+    });
+
+    it('keeps the backoff when it is longer, or when the last failure is not a deferral', async () => {
+      const longer = await run([deferral(451), deferral(451), 'ok'], { retries: 2, greylistDelay: 1_000 });
+      expect(longer.calls).toEqual([0, 1_500, 4_000]);
+      vi.setSystemTime(0);
+      const other = await run([deferral(451), deferral(451), failure('transient'), 'ok']);
+      expect(other.calls).toEqual([0, 1_500, 4_000, 8_500]);
+      const named = new AttemptFailure({ kind: 'greylisted' }, { lane: 'main', responseCode: 451, response: '451 4.7.1 Greylisted' });
+      vi.setSystemTime(0);
+      const greylisted = await run([named, named, 'ok'], { retries: 2, greylistDelay: 10_000 });
+      expect(greylisted.calls).toEqual([0, 10_000, 20_000]);
+    });
+
+    it('stays within maxRetryTime: the last retry comes just before the deadline', async () => {
+      const { result, calls } = await run([deferral(451), deferral(451), deferral(451), 'ok'], { maxRetryTime: 120_000 });
+      expect(result).toEqual({ value: { value: 'sent', attempts: 4 } });
+      expect(calls).toEqual([0, 1_500, 4_000, 119_999]);
+    });
+  });
+
   it('does not count refused connections against retries, but stops at maxRetryTime', async () => {
     const refusals = Array.from({ length: 10 }, () => failure('connection-limited'));
     const ok = await run([...refusals, 'ok'], { retries: 1 });
