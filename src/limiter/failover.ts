@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { AdaptiveState, StateTransition } from '../lanes/controller.js';
 import { sleep } from '../retry/sleep.js';
-import type { LaneLimiter, LaneSpec, Lease, Limiter } from './limiter.js';
+import type { LaneLimiter, LaneSpec, Lease, Limiter, QuotaCounts, Reservation } from './limiter.js';
 import { isQuotaWindow } from './gcra.js';
-import { createMemoryLimiter } from './memory.js';
+import { createMemoryLimiter, type MemoryLaneLimiter } from './memory.js';
+import type { RedisLimiter } from './redis.js';
 import { runScript, type ScriptClient } from './scripts.js';
 
 export interface FailoverOptions {
   /** The shared limiter (Redis). */
-  primary: Limiter;
+  primary: RedisLimiter;
   /** The client under it: counts the processes sharing the prefix, for the local share. */
   client: ScriptClient;
   keyPrefix: string;
@@ -117,7 +118,7 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
     fleetSize: () => fleet,
     lane(key: string, spec: LaneSpec): LaneLimiter {
       const shared = options.primary.lane(key, spec);
-      let own: LaneLimiter | undefined;
+      let own: MemoryLaneLimiter | undefined;
       let ownShare = 0;
       // This process's share of the lane, sized by the fleet seen while Redis was up.
       const mine = () => {
@@ -135,12 +136,61 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
             return null;
           });
           if (learned) void own.update(() => ({ ...learned!, connections: Math.min(learned!.connections, part.maxConnections) }));
+          if (previous) own.setQuota(previous.quota());
         }
         return own;
       };
+
+      // A quota across an outage. The share starts from its part of what Redis held at this
+      // process's last booking there (`seen`), plus what it booked alone before and Redis does not
+      // hold yet; back on Redis, what it booked alone is counted there. `accounted`: the part of
+      // the share's counts that Redis holds (or that came from Redis). `seededFor`: the fleet size
+      // the share was last started for while Redis is away (0 while Redis answers).
+      const quotas = spec.windows.some(isQuotaWindow);
+      let seen: QuotaCounts = [];
+      let accounted: QuotaCounts = [];
+      let seededFor = 0;
+      let handing: Promise<void> | undefined;
+      const alone = (): MemoryLaneLimiter => {
+        const lane = mine();
+        if (quotas && seededFor !== fleet) {
+          const pending = subtract(lane.quota(), accounted);
+          accounted = portion(seen, fleet);
+          lane.setQuota(add(accounted, pending));
+          seededFor = fleet;
+        }
+        return lane;
+      };
+      const noted = (reservation: Reservation): Reservation => {
+        if (reservation.quota) seen = reservation.quota;
+        seededFor = 0;
+        return reservation;
+      };
+      /** Counts in Redis what the share booked alone, once per batch of such bookings; undefined when there is nothing to count. */
+      const handBack = (): Promise<void> | undefined => {
+        if (!own || handing) return handing;
+        const now = own.quota();
+        const sent = subtract(now, accounted);
+        if (sent.every((buckets) => buckets.size === 0)) return undefined;
+        handing = shared
+          .addQuota(sent)
+          .then((counts) => {
+            seen = counts;
+            accounted = now;
+            seededFor = 0;
+          })
+          .finally(() => (handing = undefined));
+        return handing;
+      };
+      const reserveShared = (signal: AbortSignal | undefined): Promise<Reservation> => {
+        if (!quotas) return shared.reserve(signal);
+        const back = handBack();
+        return (back ? back.then(() => shared.reserve(signal)) : shared.reserve(signal)).then(noted);
+      };
+
       return {
         key,
-        reserve: (signal, deadline) => call(() => shared.reserve(signal), () => mine().reserve(signal), { signal, deadline }),
+        reserve: (signal, deadline) => call(() => reserveShared(signal), () => alone().reserve(signal), { signal, deadline }),
         acquire: (signal) => call<Lease>(() => shared.acquire(signal), () => mine().acquire(signal), { signal, timed: false }),
         state: () => call(() => shared.state(), () => mine().state()),
         update: async (transition: StateTransition) => {
@@ -172,6 +222,32 @@ export function share(spec: LaneSpec, processes: number): LaneSpec {
     }),
     maxConnections: Math.max(1, Math.floor(spec.maxConnections / processes)),
   };
+}
+
+/** Per bucket, `a`'s count less `b`'s, where that is above 0. */
+function subtract(a: QuotaCounts, b: QuotaCounts): QuotaCounts {
+  return a.map((buckets, i) => {
+    const left = new Map<number, number>();
+    for (const [bucket, count] of buckets) {
+      const n = count - (b[i]?.get(bucket) ?? 0);
+      if (n > 0) left.set(bucket, n);
+    }
+    return left;
+  });
+}
+
+/** Per bucket, `a`'s count plus `b`'s. */
+function add(a: QuotaCounts, b: QuotaCounts): QuotaCounts {
+  return Array.from({ length: Math.max(a.length, b.length) }, (_, i) => {
+    const sum = new Map(a[i]);
+    for (const [bucket, count] of b[i] ?? []) sum.set(bucket, (sum.get(bucket) ?? 0) + count);
+    return sum;
+  });
+}
+
+/** One process's part of the fleet's counts: each bucket's count divided by the fleet's size, rounded up. */
+function portion(counts: QuotaCounts, processes: number): QuotaCounts {
+  return counts.map((buckets) => new Map([...buckets].map(([bucket, count]) => [bucket, Math.ceil(count / processes)])));
 }
 
 /**

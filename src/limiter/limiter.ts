@@ -23,11 +23,24 @@ export interface Lease {
   release(): Promise<void>;
 }
 
+/**
+ * Sends booked per bucket of each quota window of a lane (a window over a minute; see `gcra.ts`):
+ * one map per window, in the lane's order, from the absolute bucket number `floor(at / bucketMs)`
+ * to its count (empty for a window that is not a quota).
+ */
+export type QuotaCounts = readonly ReadonlyMap<number, number>[];
+
 export interface Reservation {
   /** How long to wait before sending, in milliseconds. The slot is booked: do not call `reserve()` again for it. */
   waitMs: number;
   /** The lane's adaptive state as of the reservation. When `stopped` is set, nothing was booked. */
   state: AdaptiveState;
+  /**
+   * A shared limiter's quota counts after this booking, every process's together, when the lane
+   * has a quota window and something was booked: what a process that goes on alone while the
+   * shared store is away starts from.
+   */
+  quota?: QuotaCounts;
 }
 
 /**

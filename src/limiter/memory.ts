@@ -1,15 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import { initialState, type AdaptiveState, type StateTransition } from '../lanes/controller.js';
-import { emptyRateState, gcraReserve, type RateState } from './gcra.js';
-import type { LaneLimiter, LaneSpec, Lease, Limiter, Reservation } from './limiter.js';
+import { emptyRateState, gcraReserve, isQuotaWindow, type RateState } from './gcra.js';
+import type { LaneLimiter, LaneSpec, Lease, Limiter, QuotaCounts, Reservation } from './limiter.js';
 
 export interface MemoryLimiterOptions {
   /** Clock in epoch milliseconds. @default Date.now */
   now?: () => number;
 }
 
+/** The in-process limiter, whose lanes can also say and be told what their quota windows hold. */
+export interface MemoryLimiter extends Limiter {
+  lane(key: string, spec: LaneSpec): MemoryLaneLimiter;
+}
+
+export interface MemoryLaneLimiter extends LaneLimiter {
+  /** What the lane's quota windows hold: sends booked per bucket. */
+  quota(): QuotaCounts;
+  /** Replaces what the lane's quota windows hold (its GCRA windows keep theirs). */
+  setQuota(counts: QuotaCounts): void;
+}
+
 /** Lane limits kept in this process: the same rate windows (GCRA and quotas) and semaphore as the Redis limiter, without Redis. */
-export function createMemoryLimiter(options: MemoryLimiterOptions = {}): Limiter {
+export function createMemoryLimiter(options: MemoryLimiterOptions = {}): MemoryLimiter {
   const now = options.now ?? Date.now;
   const lanes = new Map<string, MemoryLane>();
   return {
@@ -36,7 +48,7 @@ interface Waiter {
   onAbort: () => void;
 }
 
-class MemoryLane implements LaneLimiter {
+class MemoryLane implements MemoryLaneLimiter {
   readonly key: string;
   #spec: LaneSpec;
   #now: () => number;
@@ -97,6 +109,15 @@ class MemoryLane implements LaneLimiter {
 
   async held(): Promise<number> {
     return this.#holders.size;
+  }
+
+  quota(): QuotaCounts {
+    return this.#rate.buckets.map((counts) => new Map(counts));
+  }
+
+  setQuota(counts: QuotaCounts): void {
+    const buckets = this.#spec.windows.map((window, i) => new Map(isQuotaWindow(window) ? counts[i] : undefined));
+    this.#rate = { tats: this.#rate.tats, buckets };
   }
 
   close(): void {

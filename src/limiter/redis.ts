@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError, RedisUnavailableError, type ConfigIssue } from '../errors.js';
 import { initialState, type AdaptiveState, type StateTransition } from '../lanes/controller.js';
-import { isQuotaWindow, QUOTA_BUCKETS } from './gcra.js';
-import type { LaneLimiter, LaneSpec, Lease, Limiter, Reservation } from './limiter.js';
+import { isQuotaWindow, QUOTA_BUCKETS, quotaBucketMs } from './gcra.js';
+import type { LaneLimiter, LaneSpec, Lease, Limiter, QuotaCounts, Reservation } from './limiter.js';
 import { defineScripts, runScript, type ScriptClient } from './scripts.js';
 
 /**
@@ -68,7 +68,7 @@ const CLOSE_TIMEOUT_MS = 2_000;
 
 const NUMBER_FIELDS = ['rateFactor', 'connections', 'pausedUntil', 'lastDecreaseAt', 'ceiling'] as const;
 const TEXT_FIELDS = ['pauseReason', 'stopped'] as const;
-/** The state fields `reserve-2.lua` returns after `waitMs` and `now`, in its order. */
+/** The state fields `reserve-2.lua` returns after `waitMs`, `now` and `quota`, in its order. */
 const RESERVE_FIELDS = ['rateFactor', 'connections', 'pausedUntil', 'pauseReason', 'stopped', 'lastDecreaseAt'] as const;
 
 /**
@@ -83,7 +83,7 @@ const RESERVE_FIELDS = ['rateFactor', 'connections', 'pausedUntil', 'pauseReason
  * @example
  * const limiter = createRedisLimiter({ client: new Redis(process.env.REDIS_URL), keyPrefix: 'mailpacer' });
  */
-export function createRedisLimiter(options: RedisLimiterOptions): Limiter {
+export function createRedisLimiter(options: RedisLimiterOptions): RedisLimiter {
   const settings = resolveOptions(options);
   defineScripts(settings.client);
   const core = new RedisLimiterCore(settings);
@@ -92,6 +92,19 @@ export function createRedisLimiter(options: RedisLimiterOptions): Limiter {
     lane: (key, spec) => core.lane(key, spec),
     close: () => core.close(),
   };
+}
+
+/** The Redis limiter, whose lanes also take quota bookings made elsewhere. */
+export interface RedisLimiter extends Limiter {
+  lane(key: string, spec: LaneSpec): RedisLaneLimiter;
+}
+
+export interface RedisLaneLimiter extends LaneLimiter {
+  /**
+   * Counts sends booked elsewhere (by one process alone while Redis was away) into the lane's
+   * quota windows, and returns the lane's quota counts after that, every process's together.
+   */
+  addQuota(sent: QuotaCounts): Promise<QuotaCounts>;
 }
 
 interface Settings {
@@ -130,6 +143,16 @@ function resolveOptions(options: RedisLimiterOptions): Settings {
     keyIdleMs,
     recheckMs: Math.min(leaseMs / 4, 1_000),
   };
+}
+
+/** Quota counts as the scripts return them: `<window>:<bucket>:<count>` joined by `,`. */
+function parseQuota(text: string, windows: number): QuotaCounts {
+  const counts = Array.from({ length: windows }, () => new Map<number, number>());
+  for (const entry of text === '' ? [] : text.split(',')) {
+    const [window, bucket, count] = entry.split(':').map(Number);
+    counts[window!]?.set(bucket!, count!);
+  }
+  return counts;
 }
 
 interface LaneKeys {
@@ -251,7 +274,7 @@ interface Snapshot {
   state: AdaptiveState;
 }
 
-class RedisLane implements LaneLimiter {
+class RedisLane implements RedisLaneLimiter {
   readonly key: string;
   readonly keys: LaneKeys;
   #spec: LaneSpec;
@@ -283,8 +306,22 @@ class RedisLane implements LaneLimiter {
       isQuotaWindow(window) ? ['quota', window.max, window.perMs, QUOTA_BUCKETS] : ['gcra', window.max, window.perMs, window.burst],
     );
     const reply = asArray(await runScript(this.#client, 'reserve', [this.keys.tat, this.keys.state], [TAT_MARGIN_MS, ...windows]));
-    const hash = new Map(RESERVE_FIELDS.map((field, i) => [field, reply[i + 2]]));
-    return { waitMs: Number(reply[0]), state: this.#toState(hash) };
+    const hash = new Map(RESERVE_FIELDS.map((field, i) => [field, reply[i + 3]]));
+    const reservation: Reservation = { waitMs: Number(reply[0]), state: this.#toState(hash) };
+    if (reply[2]) reservation.quota = parseQuota(String(reply[2]), this.#spec.windows.length);
+    return reservation;
+  }
+
+  async addQuota(sent: QuotaCounts): Promise<QuotaCounts> {
+    const args: (string | number)[] = [TAT_MARGIN_MS];
+    sent.forEach((buckets, i) => {
+      const window = this.#spec.windows[i];
+      if (!window || !isQuotaWindow(window)) return;
+      const bucketMs = quotaBucketMs(window);
+      for (const [bucket, count] of buckets) if (count > 0) args.push(`q${i}:${bucket}`, count, (bucket + QUOTA_BUCKETS + 1) * bucketMs);
+    });
+    const reply = args.length > 1 ? await runScript(this.#client, 'quota-add', [this.keys.tat], args) : '';
+    return parseQuota(String(reply), this.#spec.windows.length);
   }
 
   acquire(signal?: AbortSignal): Promise<Lease> {

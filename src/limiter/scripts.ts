@@ -10,7 +10,7 @@ import packageJson from '../../package.json' with { type: 'json' };
  * defined on the client with ioredis `defineCommand` under a name that carries the package
  * version, so that two versions of mailpacer sharing one client never run each other's scripts.
  */
-export const SCRIPT_NAMES = ['reserve', 'acquire', 'renew', 'release', 'held', 'state-get', 'state-cas', 'ledger-claim', 'ledger-beat', 'ledger-mark', 'procs'] as const;
+export const SCRIPT_NAMES = ['reserve', 'acquire', 'renew', 'release', 'held', 'state-get', 'state-cas', 'ledger-claim', 'ledger-beat', 'ledger-mark', 'procs', 'quota-add'] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -21,10 +21,13 @@
            for kind 'quota': k, the number of buckets (bucketMs = ceil(perMs / k))
            rateFactor stretches GCRA windows only: a quota is a quota.
 
-  Returns { waitMs, now, rateFactor, connections, pausedUntil, pauseReason, stopped, lastDecreaseAt }:
-  waitMs and now as strings ("%.17g", since Lua numbers in a reply are truncated to integers),
-  the state fields as stored (nil when absent). When the lane is stopped nothing is booked and
-  waitMs is "0".
+  Returns { waitMs, now, quota, rateFactor, connections, pausedUntil, pauseReason, stopped, lastDecreaseAt }:
+  waitMs and now as strings ("%.17g", since Lua numbers in a reply are truncated to integers);
+  quota the live bucket counts of the quota windows after this booking, "<i>:<b>:<count>" joined
+  by "," ("" without quota windows, or when nothing was booked), for a process that goes on alone
+  while Redis is away (src/limiter/failover.ts); the state fields as stored (nil when absent:
+  the reply ends at the first nil, so they come last). When the lane is stopped nothing is booked
+  and waitMs is "0".
 
   TIME, not a client clock: every process books against the one clock of the server that holds
   the TATs and bucket counts, so clock skew between hosts cannot hand the same slot to two of
@@ -39,8 +42,8 @@ local function num(value)
 end
 
 local s = redis.call('HMGET', KEYS[2], 'rateFactor', 'connections', 'pausedUntil', 'pauseReason', 'stopped', 'lastDecreaseAt')
-local function reply(waitMs)
-  return { num(waitMs), num(now), s[1], s[2], s[3], s[4], s[5], s[6] }
+local function reply(waitMs, quota)
+  return { num(waitMs), num(now), quota or '', s[1], s[2], s[3], s[4], s[5], s[6] }
 end
 
 -- An empty reason does not stop a lane, as in JavaScript ('' is falsy there).
@@ -167,12 +170,17 @@ end
 -- GCRA: tat_i' = max(tat_i, at) + T_i. Quota: one more send in the bucket of at.
 local latest = now
 local updates = {}
+local quota = {}
 for i = 1, count do
   local w = windows[i]
   if w.quota then
     local bucket = math.floor(at / w.bucketMs)
+    w.counts[bucket] = (w.counts[bucket] or 0) + 1
     updates[#updates + 1] = 'q' .. (i - 1) .. ':' .. string.format('%d', bucket)
-    updates[#updates + 1] = string.format('%d', (w.counts[bucket] or 0) + 1)
+    updates[#updates + 1] = string.format('%d', w.counts[bucket])
+    for b, n in pairs(w.counts) do
+      quota[#quota + 1] = string.format('%d:%d:%d', i - 1, b, n)
+    end
     -- The newest bucket matters until it has left the window: k + 1 buckets after its start.
     latest = math.max(latest, (math.max(bucket, w.last or bucket) + w.k + 1) * w.bucketMs)
   else
@@ -190,4 +198,4 @@ redis.call('HSET', KEYS[1], unpack(updates))
 -- nothing, so once latest has passed the hash carries nothing.
 redis.call('PEXPIRE', KEYS[1], math.ceil(latest - now) + tonumber(ARGV[1]))
 
-return reply(at - now)
+return reply(at - now, table.concat(quota, ','))
