@@ -74,6 +74,7 @@ const REPLY_CODE = /^\s*([2-5]\d\d)(?=[ -]|$)|\b([2-5]\d\d)[ -][245]\.\d{1,3}\.\
 /** RFC 3463 class.subject.detail, only where it belongs: first in the reply or right after the reply code. */
 const ENHANCED_STATUS = /(?:^\s*|\b[2-5]\d\d[ -]\s*)([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)/;
 
+const UNITS = 'milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d';
 /** A delay introduced by a phrase ("try again in", "retry after", "wait", "for"), with a unit or as hh:mm:ss. */
 const DELAY = new RegExp(
   // A window or a past duration, not a delay: "100 messages in 1 hour", "10 connections per ip in
@@ -81,9 +82,11 @@ const DELAY = new RegExp(
   '(?<!(?:messages?|e?-?mails?|recipients?|connections?|sessions?|attempts?|requests?|per\\s+[a-z]+|\\)|timed out|idle)\\s+)' +
     '\\b(?:in|after|wait|for)\\s+(?:(?:at least|about|approximately|around|another|up to)\\s+)?' + // the phrase
     '(?:(\\d{1,3}):([0-5]\\d):([0-5]\\d)\\b' + // hh:mm:ss
-    '|(?:(\\d+(?:\\.\\d+)?)\\s*|(?:an?|one)\\s+)(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\\b)', // amount and unit
+    '|(?:(\\d+(?:\\.\\d+)?)\\s*|(?:an?|one)\\s+)(' + UNITS + ')(?![a-z]))', // amount and unit ("2h" of "2h30m" too)
   'i',
 );
+/** A further part of a compound delay, right after the first: "2h30m", "1 hour 30 minutes", "1 hour and 30 minutes". */
+const DELAY_PART = new RegExp('^\\s*,?\\s*(?:and\\s+)?(\\d+(?:\\.\\d+)?)\\s*(' + UNITS + ')(?![a-z])', 'i');
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 /** HTTP's header, as some gateways quote it: "Retry-After: 120" (seconds). */
 const RETRY_AFTER_HEADER = /\bretry-after:\s*(\d{1,7})\b/i;
@@ -138,7 +141,7 @@ export function isTooManyRecipients(input: SmtpErrorLike | string | Error | unkn
 }
 
 /**
- * The delay a reply asks for, in milliseconds: "try again in 5 minutes", "retry after 2 hours",
+ * The delay a reply asks for, in milliseconds: "try again in 5 minutes", "retry after 2 hours", "in 2h30m",
  * "please wait 30s", "come back in 00:05:00". A number without a unit ("(10)", "(S77714)",
  * "4.16.55.1") is not a delay, nor is a window ("100 messages in 1 hour"); "Retry-After: 120" is
  * read as seconds.
@@ -150,10 +153,20 @@ export function parseRetryAfter(text: string): number | undefined {
   const m = DELAY.exec(text);
   if (!m) return undefined;
   const [, hh, mm, ss, amount, unit] = m;
-  const ms =
-    hh !== undefined
-      ? (Number(hh) * 3600 + Number(mm) * 60 + Number(ss)) * 1000
-      : (amount !== undefined ? Number(amount) : 1) * unitMs(unit ?? ''); // "a minute", "an hour"
+  let ms: number;
+  if (hh !== undefined) {
+    ms = (Number(hh) * 3600 + Number(mm) * 60 + Number(ss)) * 1000;
+  } else {
+    let size = unitMs(unit ?? '');
+    ms = (amount !== undefined ? Number(amount) : 1) * size; // "a minute", "an hour"
+    // Smaller units that follow add up ("2h30m"); a larger or equal one is something else.
+    let rest = text.slice(m.index + m[0].length);
+    for (let part = DELAY_PART.exec(rest); part && unitMs(part[2]!) < size; part = DELAY_PART.exec(rest)) {
+      size = unitMs(part[2]!);
+      ms += Number(part[1]) * size;
+      rest = rest.slice(part[0].length);
+    }
+  }
   return ms > 0 && Number.isFinite(ms) ? Math.round(ms) : undefined;
 }
 

@@ -274,6 +274,17 @@ describe('parseRetryAfter', () => {
     ['deferred for 1 day', 86_400_000],
     ['come back in 01:00:00', 3_600_000],
     ['421 Too busy. Retry-After: 120', 120_000],
+    // Compound delays: the smaller units that follow add up.
+    ['421 4.7.0 Try again in 2h30m', 9_000_000],
+    ['451 Please retry in 1 hour 30 minutes', 5_400_000],
+    ['deferred, wait 1 hour and 15 minutes', 4_500_000],
+    ['try again in 5 minutes 30 seconds.', 330_000],
+    ['retry in 1d 2h', 93_600_000],
+    ['try again in 1m30s', 90_000],
+    // What follows is not part of it: a larger unit, or no unit.
+    ['try again in 30 minutes 2 hours', 1_800_000],
+    ['try again in 5 minutes 421 4.7.0 mx.example.net', 300_000],
+    ['try again in 10 minutes, 3 messages queued', 600_000],
   ])('reads %s', (text, ms) => {
     expect(parseRetryAfter(text)).toBe(ms);
   });
