@@ -17,6 +17,7 @@ import Bottleneck from 'bottleneck';
 import nodemailer from 'nodemailer';
 import { createMailer } from './mailpacer.js';
 import { forMailpacer, forNodemailer, makeMessages } from './messages.js';
+import { watchLoopDelay, type LoopDelay } from './timing.js';
 
 export interface FleetChildConfig {
   mode: 'mailpacer' | 'bottleneck';
@@ -43,6 +44,8 @@ export interface FleetLine {
   failed?: number;
   durationMs?: number;
   errors?: Record<string, number>;
+  /** How late the child's event loop ran while it sent (information only). */
+  loopDelay?: LoopDelay;
   error?: string;
 }
 
@@ -92,10 +95,12 @@ async function runMailpacer(config: FleetChildConfig): Promise<void> {
   out({ ready: true, pid: process.pid });
   await waitForGo();
   const started = Date.now();
+  const stopWatching = watchLoopDelay();
   const report = await mailer.sendBatch(messages);
+  const loopDelay = stopWatching();
   const errors: Record<string, number> = {};
   for (const failure of report.failures) errors[failure.message] = (errors[failure.message] ?? 0) + 1;
-  out({ done: true, sent: report.sent, failed: report.failed + report.inDoubt + report.pending, durationMs: Date.now() - started, errors });
+  out({ done: true, sent: report.sent, failed: report.failed + report.inDoubt + report.pending, durationMs: Date.now() - started, errors, loopDelay });
   await mailer.close();
 }
 
@@ -116,8 +121,10 @@ async function runBottleneck(config: FleetChildConfig): Promise<void> {
   out({ ready: true, pid: process.pid });
   await waitForGo();
   const started = Date.now();
+  const stopWatching = watchLoopDelay();
   const results = await Promise.allSettled(messages.map((mail) => limiter.schedule(() => transport.sendMail(mail))));
-  out({ done: true, ...tally(results), durationMs: Date.now() - started });
+  const loopDelay = stopWatching();
+  out({ done: true, ...tally(results), durationMs: Date.now() - started, loopDelay });
   transport.close();
   await limiter.disconnect();
 }

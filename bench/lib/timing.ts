@@ -1,4 +1,5 @@
 /** Time caps and CPU accounting shared by the scenarios. */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -37,4 +38,29 @@ export function collectGarbage(): void {
     collect = runInNewContext('gc') as () => void;
   }
   collect();
+}
+
+/** How late this process's event loop ran while it was watched, in milliseconds. */
+export interface LoopDelay {
+  p99Ms: number;
+  maxMs: number;
+}
+
+const LOOP_SAMPLE_MS = 10;
+
+/**
+ * Starts watching how late this process's event loop runs; the function returned stops and
+ * reports. `monitorEventLoopDelay` samples every 10 ms and records the time between samples (about
+ * 10 ms on an idle process), so 10 ms is taken off: what is left is how late the loop ran. A
+ * timestamp taken by a late loop (a receiver's, a sender's) is late by as much: on a machine whose
+ * CPUs are taken away now and then (steal), messages sent on time can be recorded together.
+ */
+export function watchLoopDelay(): () => LoopDelay {
+  const histogram = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
+  histogram.enable();
+  const late = (ns: number) => Math.max(0, ns / 1e6 - LOOP_SAMPLE_MS);
+  return () => {
+    histogram.disable();
+    return { p99Ms: late(histogram.percentile(99)), maxMs: late(histogram.max) };
+  };
 }

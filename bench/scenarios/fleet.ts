@@ -13,7 +13,7 @@ import { startThrottlingSmtpServer } from '../../src/testing/index.js';
 import type { FleetChildConfig, FleetLine } from '../lib/fleet-child.js';
 import { deleteKeys, REDIS_URL } from '../lib/redis.js';
 import type { Goal, Row, ScenarioOptions, ScenarioResult } from '../lib/report.js';
-import { delay } from '../lib/timing.js';
+import { delay, watchLoopDelay, type LoopDelay } from '../lib/timing.js';
 
 const CHILDREN = 4;
 const RATE = 200;
@@ -142,12 +142,15 @@ export async function runFleet(options: ScenarioOptions): Promise<ScenarioResult
     let done: FleetLine[] = [];
     let elapsedMs = 0;
     let failure: string | undefined;
+    let receiverDelay: LoopDelay | undefined;
     try {
       await Promise.all(children.map((child) => child.waitFor((line) => line.ready === true, 60_000)));
       const t0 = performance.now();
+      const stopWatching = watchLoopDelay();
       for (const child of children) child.process.stdin!.write('go\n');
       done = await Promise.all(children.map((child) => child.waitFor((line) => line.done === true, capMs)));
       elapsedMs = performance.now() - t0;
+      receiverDelay = stopWatching();
     } catch (error) {
       failure = (error as Error).message;
       options.log(`fleet: ${contender.label}: ${failure}`);
@@ -190,7 +193,13 @@ export async function runFleet(options: ScenarioOptions): Promise<ScenarioResult
     const childFailures = done.reduce((sum, line) => sum + (line.failed ?? 0), 0);
     if (childFailures > 0) notes.push(`${contender.label}: ${childFailures} messages failed in the children: ${JSON.stringify(Object.assign({}, ...done.map((line) => line.errors ?? {})))}`);
     notes.push(`${contender.label}: accepted per consecutive second from the first: ${perWindow.join(', ')}`);
-    raw[contender.mode] = { n, elapsedMs, failure, achieved, deviation, worst, worst100, perWindow, counts: { unique: counts.unique, duplicates: counts.duplicates }, connections: connections.size, children: done, record };
+    const childDelays = done.flatMap((line) => (line.loopDelay ? [line.loopDelay] : []));
+    if (receiverDelay) {
+      // Information only: an accept time is taken by the receiver's event loop, a send by a child's; a late loop bunches them.
+      const ms = (delays: LoopDelay[], key: keyof LoopDelay) => Math.max(...delays.map((d) => d[key])).toFixed(1);
+      notes.push(`${contender.label}: how late the event loop ran while sending, p99 / max: receiver ${ms([receiverDelay], 'p99Ms')} / ${ms([receiverDelay], 'maxMs')} ms; senders (the worst child) ${childDelays.length > 0 ? `${ms(childDelays, 'p99Ms')} / ${ms(childDelays, 'maxMs')}` : '–'} ms`);
+    }
+    raw[contender.mode] = { n, elapsedMs, failure, achieved, deviation, worst, worst100, perWindow, counts: { unique: counts.unique, duplicates: counts.duplicates }, connections: connections.size, children: done, receiverDelay, record };
     options.log(`fleet: ${contender.label}: ${actual}`);
   }
 
