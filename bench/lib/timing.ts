@@ -53,7 +53,8 @@ const LOOP_SAMPLE_MS = 10;
  * reports. `monitorEventLoopDelay` samples every 10 ms and records the time between samples (about
  * 10 ms on an idle process), so 10 ms is taken off: what is left is how late the loop ran. A
  * timestamp taken by a late loop (a receiver's, a sender's) is late by as much: on a machine whose
- * CPUs are taken away now and then (steal), messages sent on time can be recorded together.
+ * 2 CPUs run 4 senders, the receiver and Redis at once, messages sent on time can be recorded
+ * together.
  */
 export function watchLoopDelay(): () => LoopDelay {
   const histogram = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
