@@ -181,8 +181,9 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
 /**
  * A `transient` 450 or 451: the server answered and deferred the message without saying why in
  * words the classifier knows. Greylisting often looks like this ("451 4.7.1 Please try again
- * later"), and its window (commonly 5 minutes) is longer than the backoff's retries span with the
- * defaults (at most about 8½ minutes, about 4 on average), so the last retry waits it out.
+ * later"), and its window (commonly 5 minutes) can outlast the backoff's retries (with the
+ * defaults they wait 259 s in all on average, the sum of the midpoints, and 510 s at most), so
+ * the last retry waits it out.
  */
 function isDeferral(failure: AttemptFailure): boolean {
   return failure.decision.kind === 'transient' && (failure.responseCode === 450 || failure.responseCode === 451);

@@ -74,6 +74,7 @@ const REPLY_CODE = /^\s*([2-5]\d\d)(?=[ -]|$)|\b([2-5]\d\d)[ -][245]\.\d{1,3}\.\
 /** RFC 3463 class.subject.detail, only where it belongs: first in the reply or right after the reply code. */
 const ENHANCED_STATUS = /(?:^\s*|\b[2-5]\d\d[ -]\s*)([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)/;
 
+/** The units a delay may name; `unitMs` tells what each is worth. */
 const UNITS = 'milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d';
 /** A delay introduced by a phrase ("try again in", "retry after", "wait", "for"), with a unit or as hh:mm:ss. */
 const DELAY = new RegExp(
