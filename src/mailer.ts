@@ -69,7 +69,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     }),
   );
   const limiter: Limiter = redis
-    ? createFailoverLimiter({ primary: createRedisLimiter({ client: redis.client, keyPrefix }), client: redis.client, keyPrefix, mode: config.onRedisDown, health })
+    ? createFailoverLimiter({ primary: createRedisLimiter({ client: redis.client, keyPrefix, quotaCounts: config.onRedisDown === 'local' }), client: redis.client, keyPrefix, mode: config.onRedisDown, health })
     : createMemoryLimiter();
   const ledger: Ledger = redis ? createRedisLedger({ client: redis.client, keyPrefix, ttlMs: config.ledgerTtl, health }) : createMemoryLedger({ ttlMs: config.ledgerTtl });
   const lanes = createLanes(config, limiter, emitter);

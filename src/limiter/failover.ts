@@ -8,7 +8,7 @@ import type { RedisLimiter } from './redis.js';
 import { runScript, type ScriptClient } from './scripts.js';
 
 export interface FailoverOptions {
-  /** The shared limiter (Redis). */
+  /** The shared limiter (Redis); with `mode: 'local'`, made with `quotaCounts: true` so that a quota carries over an outage. */
   primary: RedisLimiter;
   /** The client under it: counts the processes sharing the prefix, for the local share. */
   client: ScriptClient;
@@ -146,7 +146,7 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
       // hold yet; back on Redis, what it booked alone is counted there. `accounted`: the part of
       // the share's counts that Redis holds (or that came from Redis). `seededFor`: the fleet size
       // the share was last started for while Redis is away (0 while Redis answers).
-      const quotas = spec.windows.some(isQuotaWindow);
+      const quotas = options.mode === 'local' && spec.windows.some(isQuotaWindow);
       let seen: QuotaCounts = [];
       let accounted: QuotaCounts = [];
       let seededFor = 0;

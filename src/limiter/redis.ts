@@ -55,6 +55,12 @@ export interface RedisLimiterOptions {
    * @default 86_400_000 (24h)
    */
   keyIdleMs?: number;
+  /**
+   * Return the quota windows' counts with each booking (`Reservation.quota`), for a process that
+   * goes on alone while Redis is away; without it the script does not build them.
+   * @default false
+   */
+  quotaCounts?: boolean;
 }
 
 const DEFAULT_LEASE_MS = 30_000;
@@ -113,6 +119,7 @@ interface Settings {
   leaseMs: number;
   renewEveryMs: number;
   keyIdleMs: number;
+  quotaCounts: boolean;
   /** Re-check interval of a waiting acquirer, for slots freed by expiry (no release, so no message). */
   recheckMs: number;
 }
@@ -141,6 +148,7 @@ function resolveOptions(options: RedisLimiterOptions): Settings {
     leaseMs,
     renewEveryMs,
     keyIdleMs,
+    quotaCounts: options.quotaCounts ?? false,
     recheckMs: Math.min(leaseMs / 4, 1_000),
   };
 }
@@ -305,7 +313,7 @@ class RedisLane implements RedisLaneLimiter {
     const windows = this.#spec.windows.flatMap((window) =>
       isQuotaWindow(window) ? ['quota', window.max, window.perMs, QUOTA_BUCKETS] : ['gcra', window.max, window.perMs, window.burst],
     );
-    const reply = asArray(await runScript(this.#client, 'reserve', [this.keys.tat, this.keys.state], [TAT_MARGIN_MS, ...windows]));
+    const reply = asArray(await runScript(this.#client, 'reserve', [this.keys.tat, this.keys.state], [TAT_MARGIN_MS, this.#core.settings.quotaCounts ? 1 : 0, ...windows]));
     const hash = new Map(RESERVE_FIELDS.map((field, i) => [field, reply[i + 3]]));
     const reservation: Reservation = { waitMs: Number(reply[0]), state: this.#toState(hash) };
     if (reply[2]) reservation.quota = parseQuota(String(reply[2]), this.#spec.windows.length);

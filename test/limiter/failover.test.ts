@@ -111,7 +111,7 @@ describe("onRedisDown: 'local' and a quota", () => {
     cleanup.push(() => connection.close());
     const keyPrefix = uniquePrefix();
     const limiter = createFailoverLimiter({
-      primary: createRedisLimiter({ client: connection.client, keyPrefix }),
+      primary: createRedisLimiter({ client: connection.client, keyPrefix, quotaCounts: true }),
       client: connection.client,
       keyPrefix,
       mode: 'local',

@@ -147,7 +147,7 @@ describe.skipIf(!available)('reserve-2.lua against the pure arithmetic', () => {
   ];
   const MARGIN_MS = 1_000;
   // As RedisLane.reserve builds them: kind, max, perMs, then burst (GCRA) or the bucket count (quota).
-  const args = [MARGIN_MS, ...windows.flatMap((w) => (isQuotaWindow(w) ? ['quota', w.max, w.perMs, QUOTA_BUCKETS] : ['gcra', w.max, w.perMs, w.burst]))];
+  const args = [MARGIN_MS, 0, ...windows.flatMap((w) => (isQuotaWindow(w) ? ['quota', w.max, w.perMs, QUOTA_BUCKETS] : ['gcra', w.max, w.perMs, w.burst]))];
 
   beforeAll(() => {
     client = new Redis({ host: '127.0.0.1', port: 6379 });

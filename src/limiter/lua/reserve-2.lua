@@ -16,7 +16,9 @@
 
   ARGV[1]  margin in ms: the rate hash expires this long after the last moment it matters (the
            latest TAT, and the time the newest quota bucket has left its window: per after it)
-  ARGV[2 + 4(i-1)] .. ARGV[5 + 4(i-1)]  window i (i >= 1): kind, max, perMs, then
+  ARGV[2]  '1' to return the quota counts (below), '0' not to: only a process that goes on alone
+           while Redis is away (onRedisDown: 'local') uses them
+  ARGV[3 + 4(i-1)] .. ARGV[6 + 4(i-1)]  window i (i >= 1): kind, max, perMs, then
            for kind 'gcra':  burst
            for kind 'quota': k, the number of buckets (bucketMs = ceil(perMs / k))
            rateFactor stretches GCRA windows only: a quota is a quota.
@@ -24,8 +26,8 @@
   Returns { waitMs, now, quota, rateFactor, connections, pausedUntil, pauseReason, stopped, lastDecreaseAt }:
   waitMs and now as strings ("%.17g", since Lua numbers in a reply are truncated to integers);
   quota the live bucket counts of the quota windows after this booking, "<i>:<b>:<count>" joined
-  by "," ("" without quota windows, or when nothing was booked), for a process that goes on alone
-  while Redis is away (src/limiter/failover.ts); the state fields as stored (nil when absent:
+  by "," ("" when not asked for, without quota windows, or when nothing was booked), for a process
+  that goes on alone while Redis is away (src/limiter/failover.ts); the state fields as stored (nil when absent:
   the reply ends at the first nil, so they come last). When the lane is stopped nothing is booked
   and waitMs is "0".
 
@@ -53,14 +55,15 @@ end
 
 local rateFactor = tonumber(s[1]) or 1
 local pausedUntil = tonumber(s[3]) or 0
-local count = (#ARGV - 1) / 4
+local wantQuota = ARGV[2] == '1'
+local count = (#ARGV - 2) / 4
 if count < 1 then
   return reply(math.max(now, pausedUntil) - now)
 end
 
 local windows = {}
 for i = 1, count do
-  local base = 2 + 4 * (i - 1)
+  local base = 3 + 4 * (i - 1)
   local w = { quota = ARGV[base] == 'quota', max = tonumber(ARGV[base + 1]), perMs = tonumber(ARGV[base + 2]) }
   if w.quota then
     w.k = tonumber(ARGV[base + 3])
@@ -178,8 +181,10 @@ for i = 1, count do
     w.counts[bucket] = (w.counts[bucket] or 0) + 1
     updates[#updates + 1] = 'q' .. (i - 1) .. ':' .. string.format('%d', bucket)
     updates[#updates + 1] = string.format('%d', w.counts[bucket])
-    for b, n in pairs(w.counts) do
-      quota[#quota + 1] = string.format('%d:%d:%d', i - 1, b, n)
+    if wantQuota then
+      for b, n in pairs(w.counts) do
+        quota[#quota + 1] = string.format('%d:%d:%d', i - 1, b, n)
+      end
     end
     -- The newest bucket matters until it has left the window: k + 1 buckets after its start.
     latest = math.max(latest, (math.max(bucket, w.last or bucket) + w.k + 1) * w.bucketMs)
