@@ -164,6 +164,20 @@ describe("onRedisDown: 'local' and a quota", () => {
     // And the quota holds across both: no more than 10 at once in all.
     expect(made + (await admitted(lane, 10))).toBeLessThanOrEqual(10);
   });
+
+  // The mailer asks Redis's reserve for the quota counts only in this mode (`quotaCounts`): without
+  // them the share would start from an empty quota and send 10 more, 16 in all.
+  it('holds a provider quota of 10 a day across an outage, through the mailer', async () => {
+    const redis = await startRedisServer();
+    cleanup.push(() => redis.stop());
+    const srv = await smtp();
+    const { m } = mailer({ redis: redis.url, keyPrefix: uniquePrefix(), onRedisDown: 'local', providers: { main: { transport: srv.transportOptions(), rate: { max: 10, per: '1d' }, maxConnections: 1 } } });
+    await Promise.all(Array.from({ length: 6 }, (_, i) => m.send(msg(i))));
+    await redis.stop();
+    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => m.send(msg(6 + i), { signal: AbortSignal.timeout(5_000) })));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(4);
+    expect(srv.counts()).toMatchObject({ unique: 10, duplicates: 0 });
+  });
 });
 
 describe("onRedisDown: 'wait'", () => {
