@@ -211,6 +211,26 @@ describe('createMailer().send against a throttling server', () => {
     expect(isDeliveryError(error) && error.message).toMatch(/out of retry time/);
   });
 
+  // Before, the lane paused for the delay as named: "in 3 days" (or words misread as a delay) held
+  // the provider for 3 days, and every message sent meanwhile failed at its maxRetryTime unsent.
+  it('pauses a lane for a rate limit at most maxRetryTime, however long the delay the reply names', async () => {
+    const srv = await server({ script: [{ match: 'user0@example.net', code: 421, reply: '421 4.7.0 Rate limit exceeded, try again in 3 days', times: 1, at: 'data' }] });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 1 } }, retry: { ...fast, maxRetryTime: '1500ms' } });
+    const events = record(m);
+    const sentAt = Date.now();
+    // Its own retry would come after its retry time: it fails now.
+    const error = await m.send(message(0)).catch((e: unknown) => e);
+    expect(isDeliveryError(error) && error.message).toMatch(/out of retry time/);
+    const pause = events.throttle.find((e) => e.action === 'pause')!;
+    expect(pause.decision).toBe('rate-limited');
+    expect(pause.pausedUntil - sentAt).toBeLessThanOrEqual(1_500 + 1_000);
+    // A message sent during the pause (its deadline half a second after the pause's end) waits it out and goes.
+    await new Promise((r) => setTimeout(r, 500));
+    const result = await m.send(message(1), { signal: AbortSignal.timeout(10_000) });
+    expect(result.attempts).toBe(1);
+    expect(srv.counts()).toMatchObject({ unique: 1, duplicates: 0 });
+  });
+
   it('waits for a configured quota with no connection open, and without running down the retry time', { timeout: 120_000 }, async () => {
     // A quota window (longer than a minute) of 3: the fourth and fifth messages wait about a minute
     // for it, far longer than their retry time. With one connection, the wait is found on a

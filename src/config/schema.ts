@@ -153,7 +153,8 @@ export const retrySchema = z
     /**
      * Time after the first attempt past which a message is not retried. Quota pauses
      * (`quota-exceeded`) and waits for a used-up quota window (a `rate` window over a minute) do not
-     * count: a message's deadline moves later by each one it waits through.
+     * count: a message's deadline moves later by each one it waits through. Also the longest a
+     * `rate-limited` reply's named delay pauses a lane.
      * @default '6h'
      */
     maxRetryTime: duration.default(21_600_000),

@@ -52,6 +52,12 @@ export interface LaneOptions {
   controller: ControllerOptions;
   /** Pause after a quota refusal that names no delay. */
   quotaPauseMs: number;
+  /**
+   * Longest pause a `rate-limited` reply's named delay makes (`retry.maxRetryTime`: no message waits
+   * longer). A longer one ("try again in 3 days", or words misread as a delay) would hold the
+   * provider's whole fleet for it; capped, the lane tries again then.
+   */
+  maxRatePauseMs: number;
   /** Removes credentials from reply texts before they leave the lane. */
   redact: Redactor;
   onThrottle: (event: ThrottleEvent) => void;
@@ -578,7 +584,8 @@ export class Lane {
         if (paced) await this.#throttle('slow-down', decision, reply, onRateLimited(controller));
         // A lane without a pacing window cannot slow its rate down: it pauses for a moment instead.
         if (decision.retryAfterMs || !paced) {
-          await this.#throttle('pause', decision, reply, pauseFor(decision.retryAfterMs ?? controller.cooldownMs, 'retry-after'));
+          const ms = decision.retryAfterMs === undefined ? controller.cooldownMs : Math.min(decision.retryAfterMs, this.#options.maxRatePauseMs);
+          await this.#throttle('pause', decision, reply, pauseFor(ms, 'retry-after'));
         }
         break;
       }

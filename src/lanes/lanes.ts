@@ -95,6 +95,7 @@ function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, s
     },
     // A quota refusal that names no delay: wait out the longest window (a daily quota resets within it).
     quotaPauseMs: Math.max(config.retry.maxDelay, ...asWindows(options.rate).map((w) => w.perMs)),
+    maxRatePauseMs: config.retry.maxRetryTime,
     redact,
     onThrottle: (event) => emitter.emit('throttle', event),
     onLimiterError: (error) => emitter.emit('error', { error: new Error(redact(error.message)), source: 'limiter' }),
