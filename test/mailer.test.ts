@@ -229,6 +229,7 @@ describe('createMailer().send against a throttling server', () => {
     const result = await m.send(message(1), { signal: AbortSignal.timeout(10_000) });
     expect(result.attempts).toBe(1);
     expect(srv.counts()).toMatchObject({ unique: 1, duplicates: 0 });
+    expect(srv.accepted[0]!.at).toBeGreaterThanOrEqual(pause.pausedUntil - 50);
   });
 
   it('waits for a configured quota with no connection open, and without running down the retry time', { timeout: 120_000 }, async () => {

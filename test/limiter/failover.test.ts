@@ -174,7 +174,13 @@ describe("onRedisDown: 'local' and a quota", () => {
     const { m } = mailer({ redis: redis.url, keyPrefix: uniquePrefix(), onRedisDown: 'local', providers: { main: { transport: srv.transportOptions(), rate: { max: 10, per: '1d' }, maxConnections: 1 } } });
     await Promise.all(Array.from({ length: 6 }, (_, i) => m.send(msg(i))));
     await redis.stop();
-    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => m.send(msg(6 + i), { signal: AbortSignal.timeout(5_000) })));
+    const giveUp = new AbortController();
+    const sending = Promise.allSettled(Array.from({ length: 10 }, (_, i) => m.send(msg(6 + i), { signal: giveUp.signal })));
+    // The quota's rest goes locally; then nothing more for a second, and the others are called off.
+    for (let waited = 0; srv.counts().unique < 10 && waited < 20_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1_000));
+    giveUp.abort();
+    const outcomes = await sending;
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(4);
     expect(srv.counts()).toMatchObject({ unique: 10, duplicates: 0 });
   });
