@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isDeliveryError, type Mailer, type MailerEvents } from '../src/index.js';
+import { isAbortedError, isDeliveryError, type Mailer, type MailerEvents, type RateWindow } from '../src/index.js';
 import type { ThrottlingSmtpServer } from '../src/testing/index.js';
 import { uniquePrefix } from './helpers/redis-server.js';
 import { useCleanup } from './helpers/setup.js';
@@ -230,6 +230,41 @@ describe('createMailer().send against a throttling server', () => {
     expect(result.attempts).toBe(1);
     expect(srv.counts()).toMatchObject({ unique: 1, duplicates: 0 });
     expect(srv.accepted[0]!.at).toBeGreaterThanOrEqual(pause.pausedUntil - 50);
+  });
+
+  // Before, a quota refusal's named delay was taken as stated: "in 30 days" (or words misread as a
+  // delay) held the provider, and every message of it, for 30 days.
+  it('pauses for a quota at most a day, or the longest configured window, however long the delay the reply names', async () => {
+    const refusal = '454 Throttling failure: Daily message quota exceeded, try again in 30 days';
+    const pausedFor = async (rate: RateWindow[]) => {
+      const srv = await server({ script: [{ match: 'user0@example.net', code: 454, reply: refusal, times: 1, at: 'data' }] });
+      const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 1, rate } }, retry: fast });
+      const events = record(m);
+      const sentAt = Date.now();
+      const waiting = m.send(message(0)).catch((e: unknown) => e);
+      for (let waited = 0; !events.throttle.some((e) => e.action === 'pause'); waited += 20) {
+        if (waited > 5_000) throw new Error('the lane did not pause');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const pause = events.throttle.find((e) => e.action === 'pause')!;
+      expect(pause.decision).toBe('quota-exceeded');
+      const [lane] = await m.stats();
+      expect(lane!.state).toBe('paused');
+      await m.close();
+      // The message waited in the paused lane (nothing failed it) until close() ended the wait.
+      const ended = await waiting;
+      expect(isAbortedError(ended) && ended.code).toBe('ERR_MAILPACER_CLOSED');
+      expect(srv.counts().unique).toBe(0);
+      return pause.pausedUntil - sentAt;
+    };
+    const day = 86_400_000;
+    const underDay = await pausedFor([{ max: 100, per: '1s' }]);
+    expect(underDay).toBeGreaterThan(day - 60_000);
+    expect(underDay).toBeLessThanOrEqual(day + 5_000);
+    // A provider with a monthly quota may be told to wait up to its window.
+    const monthly = await pausedFor([{ max: 100, per: '1s' }, { max: 1_000_000, per: '30d' }]);
+    expect(monthly).toBeGreaterThan(29.9 * day);
+    expect(monthly).toBeLessThanOrEqual(30 * day + 5_000);
   });
 
   it('waits for a configured quota with no connection open, and without running down the retry time', { timeout: 120_000 }, async () => {

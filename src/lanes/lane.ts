@@ -53,6 +53,13 @@ export interface LaneOptions {
   /** Pause after a quota refusal that names no delay. */
   quotaPauseMs: number;
   /**
+   * Longest pause a quota refusal's named delay makes: a day, or the provider's longest window
+   * when that is longer. Quotas reset within their window; a longer delay ("try again in 30 days",
+   * or words misread as a delay) would hold the provider's messages for it. Capped, the lane tries
+   * one send again then, and a quota still spent pauses it again.
+   */
+  maxQuotaPauseMs: number;
+  /**
    * Longest pause a `rate-limited` reply's named delay makes (`retry.maxRetryTime`: no message waits
    * longer). A longer one ("try again in 3 days", or words misread as a delay) would hold the
    * provider's whole fleet for it; capped, the lane tries again then.
@@ -597,7 +604,7 @@ export class Lane {
         break;
       }
       case 'quota-exceeded': {
-        const pause = pauseFor(decision.retryAfterMs ?? this.#options.quotaPauseMs, 'quota-exceeded');
+        const pause = pauseFor(Math.min(decision.retryAfterMs ?? this.#options.quotaPauseMs, this.#options.maxQuotaPauseMs), 'quota-exceeded');
         await this.#options.shared?.update(pause).catch((error: Error) => this.#options.onLimiterError(error));
         await this.#throttle('pause', decision, reply, pause);
         break;

@@ -47,14 +47,15 @@ describe('a lane refused at MAIL FROM', () => {
 describe('a lane paused by a reply that names a long delay', () => {
   // A timer longer than 2^31 - 1 ms (24.8 days) fires after 1 ms in Node.js, with a warning: the
   // lane's wake-up for a pause of 30 days came back every millisecond (and, on Redis, asked Redis each time).
-  // A quota's named delay is not capped (a rate limit's is, at maxRetryTime).
+  // A quota's named delay is capped at a day or the provider's longest window (30 days here), a
+  // rate limit's at maxRetryTime.
   it('waits for it without timers that overflow', async () => {
     const srv = await server({ script: [{ match: 'first@example.net', code: 454, reply: '454 Throttling failure: Daily message quota exceeded, try again in 30 days', times: 1, at: 'data' }] });
     const overflows: string[] = [];
     const onWarning = (warning: Error) => void (warning.name === 'TimeoutOverflowWarning' && overflows.push(warning.message));
     process.on('warning', onWarning);
     try {
-      const m = mailer({ providers: { main: { transport: srv.transportOptions(), rate: { max: 100, per: '1s' } } }, retry: { retries: 2, minDelay: '10ms', maxDelay: '50ms', maxRetryTime: '5s' } });
+      const m = mailer({ providers: { main: { transport: srv.transportOptions(), rate: [{ max: 100, per: '1s' }, { max: 1_000_000, per: '30d' }] } }, retry: { retries: 2, minDelay: '10ms', maxDelay: '50ms', maxRetryTime: '5s' } });
       const pauses: number[] = [];
       const paused = new Promise<void>((resolve) => m.on('throttle', (event) => event.action === 'pause' && (pauses.push(event.pausedUntil), resolve())));
       // It waits behind the pause (a quota pause does not run down its retry time).
