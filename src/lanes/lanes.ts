@@ -75,7 +75,7 @@ interface LaneContext {
   redact: Redactor;
 }
 
-/** The longest a quota refusal's named delay pauses a provider, unless one of its windows is longer. */
+/** The longest a quota refusal's named delay pauses a provider, unless its pause for a refusal without one is longer. */
 const DAY_MS = 86_400_000;
 
 function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, shared: LaneLimiter | undefined, transport: TransportFactory, options: ProviderConfig, context: LaneContext): Lane {
