@@ -3,6 +3,7 @@ import { isAbortedError, isDeliveryError, type Mailer, type MailerEvents, type R
 import type { ThrottlingSmtpServer } from '../src/testing/index.js';
 import { uniquePrefix } from './helpers/redis-server.js';
 import { useCleanup } from './helpers/setup.js';
+import { until } from './helpers/until.js';
 
 const { server, mailer, plainServer } = useCleanup();
 
@@ -242,10 +243,7 @@ describe('createMailer().send against a throttling server', () => {
       const events = record(m);
       const sentAt = Date.now();
       const waiting = m.send(message(0)).catch((e: unknown) => e);
-      for (let waited = 0; !events.throttle.some((e) => e.action === 'pause'); waited += 20) {
-        if (waited > 5_000) throw new Error('the lane did not pause');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until(() => events.throttle.some((e) => e.action === 'pause'), { timeoutMs: 5_000, what: 'the lane to pause' });
       const pause = events.throttle.find((e) => e.action === 'pause')!;
       expect(pause.decision).toBe('quota-exceeded');
       const [lane] = await m.stats();
@@ -281,10 +279,7 @@ describe('createMailer().send against a throttling server', () => {
         const [lane] = await m.stats();
         return srv.counts().unique === 3 && lane!.state === 'paused' && lane!.connections === 0 && srv.stats().connections === 0;
       };
-      for (let waited = 0; !(await paused()); waited += 50) {
-        if (waited > 10_000) throw new Error(`the lane did not pause for its quota: ${JSON.stringify((await m.stats())[0])}, server ${JSON.stringify(srv.stats())}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await until(paused, { timeoutMs: 10_000, everyMs: 50, what: 'the lane to pause for its quota', detail: async () => ({ lane: (await m.stats())[0], server: srv.stats() }) });
       // Past the retry time: still nothing failed, the two wait in line.
       await new Promise((r) => setTimeout(r, 2_500));
       expect(events.failed).toEqual([]);

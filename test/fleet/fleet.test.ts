@@ -4,6 +4,7 @@ import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/
 import { startRedisCluster } from '../helpers/cluster.js';
 import { fleetMessageId, startFleetChild, type FleetChild, type FleetChildConfig } from '../helpers/fleet-child.js';
 import { redisAvailable, redisServerInstalled, startRedisServer, uniquePrefix, type RedisServer } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 
 /**
  * The fleet: several Node processes with one provider config and one key prefix, sending to one
@@ -70,14 +71,6 @@ function prefix(): string {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** The most accept times in any half-open window of `windowMs` (as `maxInAnyWindow` counts). */
 function maxInWindow(times: readonly number[], windowMs: number): number {
@@ -184,7 +177,7 @@ describe.skipIf(!sharedRedis && !canSpawnRedis)('a fleet of processes sharing on
     const acceptedOf = (name: string) => srv.accepted.filter((m) => m.messageId?.startsWith(`<${name}-`)).length;
     const victimGo = Date.now();
     victim.go();
-    await until(() => srv.stats().connections === 3 && acceptedOf('victim') >= 10, 15_000, 'the victim to hold all three connections');
+    await until(() => srv.stats().connections === 3 && acceptedOf('victim') >= 10, { timeoutMs: 15_000, everyMs: 10, what: 'the victim to hold all three connections' });
     survivor.go();
     await sleep(1_000);
     // Queued behind the victim's three slots: nothing of the survivor's went out.

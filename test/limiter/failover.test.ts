@@ -7,6 +7,7 @@ import { createMemoryLimiter } from '../../src/limiter/memory.js';
 import { createRedisLimiter } from '../../src/limiter/redis.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
 import { freePort, startRedisServer, uniquePrefix } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -67,8 +68,7 @@ describe('Redis outages', () => {
     await lane.update((state) => ({ ...state, rateFactor: 0.5, stopped: 'authentication failed: 535' }));
     const b = limiter(second.client); // a second process joins
     cleanup.push(() => b.close());
-    for (let waited = 0; a.fleetSize() < 2 && waited < 8_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(a.fleetSize()).toBe(2);
+    await until(() => a.fleetSize() === 2, { timeoutMs: 8_000, everyMs: 100, what: 'a fleet of 2', detail: () => a.fleetSize() });
     await redis.stop();
     const { state } = await lane.reserve();
     expect(state).toMatchObject({ stopped: 'authentication failed: 535', rateFactor: 0.5, connections: 2 });
@@ -177,7 +177,7 @@ describe("onRedisDown: 'local' and a quota", () => {
     const giveUp = new AbortController();
     const sending = Promise.allSettled(Array.from({ length: 10 }, (_, i) => m.send(msg(6 + i), { signal: giveUp.signal })));
     // The quota's rest goes locally; then nothing more for a second, and the others are called off.
-    for (let waited = 0; srv.counts().unique < 10 && waited < 20_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    await until(() => srv.counts().unique >= 10, { timeoutMs: 20_000, everyMs: 100, what: '10 messages delivered', detail: () => srv.counts() });
     await new Promise((r) => setTimeout(r, 1_000));
     giveUp.abort();
     const outcomes = await sending;
