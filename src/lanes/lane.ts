@@ -53,10 +53,10 @@ export interface LaneOptions {
   /** Pause after a quota refusal that names no delay. */
   quotaPauseMs: number;
   /**
-   * Longest pause a quota refusal's named delay makes: a day, or `quotaPauseMs` when that is
-   * longer (a provider's 30-day window). Quotas reset within their window; a longer delay ("try again in 30 days",
-   * or words misread as a delay) would hold the provider's messages for it. Capped, the lane tries
-   * one send again then, and a quota still spent pauses it again.
+   * Longest pause a quota refusal's named delay makes: a day, or `quotaPauseMs` when that is longer
+   * (a provider's 30-day window). Quotas reset within their window; a longer delay ("try again in
+   * 30 days", or words misread as a delay) would hold the provider's messages for it. Capped, the
+   * lane sends again then, and a quota still spent pauses it again.
    */
   maxQuotaPauseMs: number;
   /**
