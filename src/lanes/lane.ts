@@ -35,6 +35,13 @@ const SENDS_PER_TURN = 256;
  * message would only re-read it (a Redis round trip per message).
  */
 const STATE_REFRESH_MS = 100;
+/**
+ * The longest a quota refusal's named delay pauses a provider, unless `quotaPauseMs` (its longest
+ * window, a 30-day quota) is longer. Quotas reset within their window: a longer delay ("try again
+ * in 30 days", or words misread as a delay) would hold the provider's messages for it. Capped, the
+ * lane sends again then, and a quota still spent pauses it again.
+ */
+const MAX_QUOTA_PAUSE_MS = 86_400_000;
 
 export interface LaneOptions {
   /** The lane's key: `provider` or `provider:group`. */
@@ -50,15 +57,11 @@ export interface LaneOptions {
   shared?: LaneLimiter | undefined;
   transport: TransportFactory;
   controller: ControllerOptions;
-  /** Pause after a quota refusal that names no delay. */
-  quotaPauseMs: number;
   /**
-   * Longest pause a quota refusal's named delay makes: a day, or `quotaPauseMs` when that is longer
-   * (a provider's 30-day window). Quotas reset within their window; a longer delay ("try again in
-   * 30 days", or words misread as a delay) would hold the provider's messages for it. Capped, the
-   * lane sends again then, and a quota still spent pauses it again.
+   * Pause after a quota refusal that names no delay. Also bounds a named one, with a day
+   * (`MAX_QUOTA_PAUSE_MS`), whichever is longer.
    */
-  maxQuotaPauseMs: number;
+  quotaPauseMs: number;
   /**
    * Longest pause a `rate-limited` reply's named delay makes (`retry.maxRetryTime`: no message waits
    * longer). A longer one ("try again in 3 days", or words misread as a delay) would hold the
@@ -604,7 +607,8 @@ export class Lane {
         break;
       }
       case 'quota-exceeded': {
-        const pause = pauseFor(Math.min(decision.retryAfterMs ?? this.#options.quotaPauseMs, this.#options.maxQuotaPauseMs), 'quota-exceeded');
+        const { quotaPauseMs } = this.#options;
+        const pause = pauseFor(Math.min(decision.retryAfterMs ?? quotaPauseMs, Math.max(MAX_QUOTA_PAUSE_MS, quotaPauseMs)), 'quota-exceeded');
         await this.#options.shared?.update(pause).catch((error: Error) => this.#options.onLimiterError(error));
         await this.#throttle('pause', decision, reply, pause);
         break;

@@ -75,12 +75,8 @@ interface LaneContext {
   redact: Redactor;
 }
 
-/** The longest a quota refusal's named delay pauses a provider, unless its pause for a refusal without one is longer. */
-const DAY_MS = 86_400_000;
-
 function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, shared: LaneLimiter | undefined, transport: TransportFactory, options: ProviderConfig, context: LaneContext): Lane {
   const { config, emitter, redact } = context;
-  const quotaPauseMs = Math.max(config.retry.maxDelay, ...asWindows(options.rate).map((w) => w.perMs));
   return new Lane({
     name: key,
     provider,
@@ -98,8 +94,7 @@ function lane(key: string, provider: string, spec: LaneSpec, own: LaneLimiter, s
       cooldownMs: config.adaptive.cooldown,
     },
     // A quota refusal that names no delay: wait out the longest window (a daily quota resets within it).
-    quotaPauseMs,
-    maxQuotaPauseMs: Math.max(DAY_MS, quotaPauseMs),
+    quotaPauseMs: Math.max(config.retry.maxDelay, ...asWindows(options.rate).map((w) => w.perMs)),
     maxRatePauseMs: config.retry.maxRetryTime,
     redact,
     onThrottle: (event) => emitter.emit('throttle', event),
