@@ -1,9 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isAbortedError, isDeliveryError, type Mailer, type MailerEvents, type RateWindow } from '../src/index.js';
 import type { ThrottlingSmtpServer } from '../src/testing/index.js';
 import { uniquePrefix } from './helpers/redis-server.js';
 import { useCleanup } from './helpers/setup.js';
-import { until } from './helpers/until.js';
 
 const { server, mailer, plainServer } = useCleanup();
 
@@ -243,7 +242,7 @@ describe('createMailer().send against a throttling server', () => {
       const events = record(m);
       const sentAt = Date.now();
       const waiting = m.send(message(0)).catch((e: unknown) => e);
-      await until(() => events.throttle.some((e) => e.action === 'pause'), { timeoutMs: 5_000, what: 'the lane to pause' });
+      await vi.waitFor(() => expect(events.throttle.map((e) => e.action)).toContain('pause'), { timeout: 5_000, interval: 20 });
       const pause = events.throttle.find((e) => e.action === 'pause')!;
       expect(pause.decision).toBe('quota-exceeded');
       const [lane] = await m.stats();
@@ -275,11 +274,14 @@ describe('createMailer().send against a throttling server', () => {
       const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections, rate: { max: 3, per: '61s' } } }, retry: { ...fast, greylistDelay: '100ms', maxRetryTime: '2s' } });
       const events = record(m);
       const sends = Promise.all([0, 1, 2, 3, 4].map((i) => m.send(message(i))));
-      const paused = async () => {
-        const [lane] = await m.stats();
-        return srv.counts().unique === 3 && lane!.state === 'paused' && lane!.connections === 0 && srv.stats().connections === 0;
-      };
-      await until(paused, { timeoutMs: 10_000, everyMs: 50, what: 'the lane to pause for its quota', detail: async () => ({ lane: (await m.stats())[0], server: srv.stats() }) });
+      // The lane pauses for its quota: three sent, and no connection open on either side.
+      await vi.waitFor(
+        async () => {
+          const [lane] = await m.stats();
+          expect({ sent: srv.counts().unique, state: lane!.state, connections: lane!.connections, serverConnections: srv.stats().connections }).toEqual({ sent: 3, state: 'paused', connections: 0, serverConnections: 0 });
+        },
+        { timeout: 10_000, interval: 50 },
+      );
       // Past the retry time: still nothing failed, the two wait in line.
       await new Promise((r) => setTimeout(r, 2_500));
       expect(events.failed).toEqual([]);

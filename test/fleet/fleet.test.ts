@@ -1,10 +1,9 @@
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
 import { startRedisCluster } from '../helpers/cluster.js';
 import { fleetMessageId, startFleetChild, type FleetChild, type FleetChildConfig } from '../helpers/fleet-child.js';
 import { redisAvailable, redisServerInstalled, startRedisServer, uniquePrefix, type RedisServer } from '../helpers/redis-server.js';
-import { until } from '../helpers/until.js';
 
 /**
  * The fleet: several Node processes with one provider config and one key prefix, sending to one
@@ -177,7 +176,14 @@ describe.skipIf(!sharedRedis && !canSpawnRedis)('a fleet of processes sharing on
     const acceptedOf = (name: string) => srv.accepted.filter((m) => m.messageId?.startsWith(`<${name}-`)).length;
     const victimGo = Date.now();
     victim.go();
-    await until(() => srv.stats().connections === 3 && acceptedOf('victim') >= 10, { timeoutMs: 15_000, everyMs: 10, what: 'the victim to hold all three connections' });
+    // The victim holds all three connections.
+    await vi.waitFor(
+      () => {
+        expect(srv.stats().connections).toBe(3);
+        expect(acceptedOf('victim')).toBeGreaterThanOrEqual(10);
+      },
+      { timeout: 15_000, interval: 10 },
+    );
     survivor.go();
     await sleep(1_000);
     // Queued behind the victim's three slots: nothing of the survivor's went out.

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMailer, isDeliveryError, type Mailer, type MailerOptions } from '../../src/index.js';
 import { connectRedis } from '../../src/limiter/connect.js';
 import { createFailoverLimiter, createRedisHealth, share } from '../../src/limiter/failover.js';
@@ -7,7 +7,6 @@ import { createMemoryLimiter } from '../../src/limiter/memory.js';
 import { createRedisLimiter } from '../../src/limiter/redis.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
 import { freePort, startRedisServer, uniquePrefix } from '../helpers/redis-server.js';
-import { until } from '../helpers/until.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -68,7 +67,7 @@ describe('Redis outages', () => {
     await lane.update((state) => ({ ...state, rateFactor: 0.5, stopped: 'authentication failed: 535' }));
     const b = limiter(second.client); // a second process joins
     cleanup.push(() => b.close());
-    await until(() => a.fleetSize() === 2, { timeoutMs: 8_000, everyMs: 100, what: 'a fleet of 2', detail: () => a.fleetSize() });
+    await vi.waitFor(() => expect(a.fleetSize()).toBe(2), { timeout: 8_000, interval: 100 });
     await redis.stop();
     const { state } = await lane.reserve();
     expect(state).toMatchObject({ stopped: 'authentication failed: 535', rateFactor: 0.5, connections: 2 });
@@ -177,7 +176,7 @@ describe("onRedisDown: 'local' and a quota", () => {
     const giveUp = new AbortController();
     const sending = Promise.allSettled(Array.from({ length: 10 }, (_, i) => m.send(msg(6 + i), { signal: giveUp.signal })));
     // The quota's rest goes locally; then nothing more for a second, and the others are called off.
-    await until(() => srv.counts().unique >= 10, { timeoutMs: 20_000, everyMs: 100, what: '10 messages delivered', detail: () => srv.counts() });
+    await vi.waitFor(() => expect(srv.counts().unique).toBeGreaterThanOrEqual(10), { timeout: 20_000, interval: 100 });
     await new Promise((r) => setTimeout(r, 1_000));
     giveUp.abort();
     const outcomes = await sending;
