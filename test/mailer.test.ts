@@ -369,6 +369,24 @@ describe('createMailer().send against a throttling server', () => {
     expect(srv.counts().unique).toBe(1);
   });
 
+  it('sends a message as it was when send() was called, though the caller changes the object while it waits', async () => {
+    // One connection: 49 of the 50 sends wait in the lane while the loop reuses the same object,
+    // as nodemailer's sendMail copies its options when it is called.
+    const srv = await server();
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 1 } } });
+    const reused: { from: string; to: string; subject: string; text: string } = { ...message(0) };
+    const sends: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 50; i++) {
+      reused.to = `user${i}@example.net`;
+      reused.subject = `Hello ${i}`;
+      sends.push(m.send(reused));
+    }
+    reused.to = 'nobody@example.net';
+    await Promise.all(sends);
+    expect(srv.accepted.map((a) => a.to.join(',')).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `user${i}@example.net`).sort());
+    expect(reused).not.toHaveProperty('messageId'); // the Message-ID mailpacer adds goes on its copy
+  });
+
   it('resolves with nodemailer info plus attempts and provider, keeping one Message-ID across retries', async () => {
     const srv = await server({ script: [{ match: 'user1@example.net', code: 451, reply: '451 4.3.0 Temporary failure', times: 2, at: 'data' }] });
     const m = mailer({ providers: { primary: { transport: srv.transportOptions() } }, retry: fast });
