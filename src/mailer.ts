@@ -208,9 +208,13 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           if (refused.later) parts.push(refused.later);
         }
       } catch (error) {
-        if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });
-        if (signal.aborted) throw new AbortedError('send aborted', { cause: signal.reason });
-        if (!(error instanceof RetryStopped)) throw error;
+        // A stop on the server's word (refused, in doubt) is the message's outcome even when the
+        // mailer closed or the signal aborted meanwhile; anything else then is the abort.
+        if (!(error instanceof RetryStopped)) {
+          if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });
+          if (signal.aborted) throw new AbortedError('send aborted', { cause: signal.reason });
+          throw error;
+        }
         attempts += error.attempts;
         if (error.reason === 'split') {
           parts.unshift(...halves(part).map((to) => ({ to })));

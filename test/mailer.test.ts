@@ -452,6 +452,73 @@ describe('close()', () => {
   });
 });
 
+describe('an abort or close() while a message is on the wire', () => {
+  const { mailer, plainServer } = useCleanup();
+
+  /** A server that holds its reply to each message until `release` is called with the answer; `arrived` resolves once `n` bodies are in. */
+  async function holdingServer(n: number) {
+    let answer!: (value: 'accept' | 'drop' | { responseCode: number; message: string }) => void;
+    const released = new Promise<'accept' | 'drop' | { responseCode: number; message: string }>((resolve) => (answer = resolve));
+    let arrived!: () => void;
+    const inFull = new Promise<void>((resolve) => (arrived = resolve));
+    const { port, transactions } = await plainServer({}, (to) => {
+      if (transactions.length === n) arrived();
+      return released;
+    });
+    const transport = { host: '127.0.0.1', port, secure: false, ignoreTLS: true };
+    return { transport, transactions, inFull, release: answer };
+  }
+
+  it.each([
+    // Not "aborted": the server may have taken it, and an aborted send may be sent again.
+    ['the connection is cut after the body went out: in doubt', 'drop', { name: 'DeliveryError', inDoubt: true, messageId: 'm1' }, ['m1']],
+    ['the server refuses it: the failure it is', { responseCode: 550, message: '5.7.1 Message rejected as spam' }, { name: 'DeliveryError', decision: 'permanent', responseCode: 550 }, ['m1']],
+    // Deferred: not taken, so it may go again.
+    ['the server defers it: aborted', { responseCode: 451, message: '4.3.0 Try again later' }, { name: 'AbortedError' }, []],
+  ] as const)('reports a send aborted while it was on the wire by its outcome: %s', async (_, answer, outcome, failed) => {
+    const { transport, inFull, release } = await holdingServer(1);
+    const m = mailer({ providers: { main: { transport } }, retry: fast });
+    const events = record(m);
+    const controller = new AbortController();
+    const sent = m.send({ ...message(1), id: 'm1' }, { signal: controller.signal }).catch((e: unknown) => e);
+    await inFull;
+    controller.abort();
+    release(answer);
+    expect(await sent).toMatchObject(outcome);
+    expect(events.failed.map((e) => e.messageId)).toEqual(failed);
+  });
+
+  const emails = ['a', 'b', 'c', 'd'].map((name) => `${name}@example.net`);
+  const build = (to: string) => ({ id: to, from: 'news@example.org', to, subject: 'November', text: 'Hi' });
+
+  it('counts the messages of a batch aborted while they were on the wire in doubt, and its re-run sends none again', async () => {
+    const { transport, transactions, inFull, release } = await holdingServer(4);
+    const m = mailer({ providers: { main: { transport, maxConnections: 4 } }, retry: fast });
+    const controller = new AbortController();
+    const running = m.sendBatch(emails, { id: 'wire', build, signal: controller.signal });
+    await inFull;
+    controller.abort();
+    release('drop');
+    expect(await running).toMatchObject({ sent: 0, inDoubt: 4, pending: 0 });
+    expect(await m.sendBatch(emails, { id: 'wire', build })).toMatchObject({ sent: 0, inDoubt: 4 });
+    expect(transactions).toHaveLength(4);
+  });
+
+  it('counts them in doubt when the mailer closes, and a new mailer on the same Redis sends none again', async () => {
+    const { transport, transactions, inFull, release } = await holdingServer(4);
+    const options = { redis: 'redis://127.0.0.1:6379', keyPrefix: uniquePrefix(), providers: { main: { transport, maxConnections: 4 } }, retry: fast };
+    const first = mailer(options);
+    const running = first.sendBatch(emails, { id: 'wire', build });
+    await inFull;
+    const closing = first.close();
+    release('drop');
+    const [report] = await Promise.all([running, closing]);
+    expect(report).toMatchObject({ sent: 0, inDoubt: 4, pending: 0 });
+    expect(await mailer(options).sendBatch(emails, { id: 'wire', build })).toMatchObject({ sent: 0, inDoubt: 4 });
+    expect(transactions).toHaveLength(4);
+  });
+});
+
 describe('replies nodemailer loses', () => {
   const { server, mailer } = useCleanup();
 

@@ -125,12 +125,15 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
 
   /** Decides after a failed attempt: throws `RetryStopped` to give up, or waits the delay before the next. */
   const afterFailure = async (failure: AttemptFailure): Promise<void> => {
-    if (options.signal?.aborted) throw options.signal.reason;
     const { decision } = failure;
+    // What the server said stands though the signal aborted while it said it: an abort only
+    // cancels waiting and retrying. A message that may have been accepted is in doubt, not
+    // pending (a pending one would be sent again).
     if (failure.tooManyRecipients && options.canSplit) throw new RetryStopped(failure, attempts, 'split');
     if (!isRetryable(decision)) throw new RetryStopped(failure, attempts, 'not-retryable');
     // Sending again could deliver it twice: only when asked.
     if (failure.inDoubt && !options.resendInDoubt) throw new RetryStopped(failure, attempts, 'in-doubt');
+    if (options.signal?.aborted) throw options.signal.reason;
     const consumes = consumesRetry(decision);
     const retriesLeft = retry.retries - consumed;
     if (consumes && retriesLeft <= 0) throw new RetryStopped(failure, attempts, 'retries-exhausted');

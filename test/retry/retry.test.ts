@@ -238,6 +238,23 @@ describe('withRetry', () => {
     }
   });
 
+  it('after an abort, stops with what the server said when it settles the message (refused, in doubt); otherwise with the abort', async () => {
+    const inDoubt = new AttemptFailure({ kind: 'transient' }, { lane: 'main', inDoubt: true, response: 'Connection closed unexpectedly' });
+    const outcomes: unknown[] = [];
+    for (const last of [inDoubt, failure('permanent'), failure('transient')]) {
+      const controller = new AbortController();
+      const error = await withRetry(
+        async () => {
+          controller.abort(new Error('stop')); // while the attempt was on the wire
+          throw last;
+        },
+        { retry, signal: controller.signal },
+      ).catch((e: unknown) => e);
+      outcomes.push(error instanceof RetryStopped ? error.reason : (error as Error).message);
+    }
+    expect(outcomes).toEqual(['in-doubt', 'not-retryable', 'stop']);
+  });
+
   it('makes no attempt when the signal has already aborted', async () => {
     let calls = 0;
     const error = await withRetry(
