@@ -88,9 +88,13 @@ describe('sendBatch', () => {
     }
     let sent = 0;
     mailer.on('sent', () => sent++);
+    const progress: ProgressEvent[] = [];
+    mailer.on('progress', (e) => progress.push(e));
     await expect(mailer.sendBatch(source(), { build, concurrency: 8 })).rejects.toThrow('cursor lost');
     // Every item the source gave was sent before sendBatch rejected: none is left in flight.
     expect(sent).toBe(50);
+    // No report, but the last progress event, emitted as it stopped, has the counts.
+    expect(progress.at(-1)).toMatchObject({ sent: 50, failed: 0 });
     expect(srv.counts()).toMatchObject({ unique: 50, duplicates: 0 });
   });
 
