@@ -156,7 +156,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   async function deliver(prepared: PreparedMessage, { signal, beforeSend, resendInDoubt = config.retry.resendInDoubt }: DeliverOptions, picked = lanes.pick(prepared.provider ?? providers[0]!, prepared.recipients), first?: First): Promise<SendResult> {
     const { id, recipients } = prepared;
     const lane = picked instanceof Promise ? await picked : picked;
-    if (!lane) throw refused(prepared.provider!, id, recipients, `unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`);
+    if (!lane) throw refused(String(prepared.provider), id, recipients, `unknown provider ${JSON.stringify(prepared.provider)} (configured: ${providers.join(', ')})`);
     if (!first && closed) throw new AbortedError('mailer is closed', { closed: true });
     const started = first?.started ?? Date.now();
     // The envelope goes in parts when the provider takes fewer recipients per message, or when the
@@ -277,9 +277,10 @@ export function createMailer(options: MailerOptionsInput): Mailer {
   return {
     send(message, sendOptions = {}) {
       return new Promise((resolve, reject) => {
+        if (closed) throw new AbortedError('mailer is closed', { closed: true });
         const prepared = prepareMessage(message);
         if ('problem' in prepared) {
-          throw refused(message?.provider ?? providers[0]!, typeof message?.id === 'string' ? message.id : undefined, [], prepared.problem);
+          throw refused(typeof message?.provider === 'string' ? message.provider : providers[0]!, typeof message?.id === 'string' ? message.id : undefined, [], prepared.problem);
         }
         deliverNow(prepared, { signal: withClosing(sendOptions.signal) }, resolve, reject);
       });

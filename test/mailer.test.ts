@@ -354,13 +354,17 @@ describe('createMailer().send against a throttling server', () => {
   it('fails a message without recipients or with a malformed address alone', async () => {
     const srv = await server();
     const m = mailer({ providers: { main: { transport: srv.transportOptions() } } });
+    const events = record(m);
     const results = await Promise.allSettled([
       m.send({ from: 'a@example.org', subject: 'none', text: 'x' }),
       m.send({ from: 'a@example.org', to: 'not an address', text: 'x' }),
       m.send({ ...message(1), provider: 'nope' }),
       m.send(message(2)),
+      m.send({ ...message(3), provider: 5 as unknown as string }),
     ]);
-    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'fulfilled']);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'fulfilled', 'rejected']);
+    // The events name a provider as a string, whatever the message gave.
+    expect(events.failed.map((e) => typeof e.provider)).toEqual(['string', 'string', 'string', 'string']);
     const reasons = results.slice(0, 3).map((r) => (r as PromiseRejectedResult).reason as Error & { decision: string });
     expect(reasons.map((r) => r.decision)).toEqual(['permanent', 'permanent', 'permanent']);
     expect(reasons[0]!.message).toContain('no recipients');
@@ -449,6 +453,8 @@ describe('close()', () => {
     expect(outcomes.slice(1)).toEqual(Array(4).fill('AbortedError ERR_MAILPACER_CLOSED'));
     expect(srv.counts().unique).toBe(1);
     await expect(m.send(message(9))).rejects.toMatchObject({ code: 'ERR_MAILPACER_CLOSED' });
+    // Closed comes first: a bad message is not checked (nor reported as failed) once the mailer is closed.
+    await expect(m.send({ from: 'a@example.org', text: 'no recipients' })).rejects.toMatchObject({ code: 'ERR_MAILPACER_CLOSED' });
   });
 });
 
