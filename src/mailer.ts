@@ -211,9 +211,15 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         // A stop on the server's word (refused, in doubt) is the message's outcome even when the
         // mailer closed or the signal aborted meanwhile; anything else then is the abort.
         if (!(error instanceof RetryStopped)) {
+          if (!closed && !signal.aborted) throw error;
+          // Some parts went already: sending the message again would send them twice, so it is in
+          // doubt (not resent unless asked), as one whose connection was lost after its body.
+          if (results.length > 0) {
+            const why = `${closed ? 'mailer closed' : 'send aborted'} after ${acceptedOf(results, recipients)}`;
+            throw failed(lane.name, id, recipients, new DeliveryError(`Delivery ${about(id)}stopped: ${why} (in doubt: not resent)`, { decision: 'transient', attempts, provider: lane.provider, messageId: id, inDoubt: true, cause: signal.reason }));
+          }
           if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });
-          if (signal.aborted) throw new AbortedError('send aborted', { cause: signal.reason });
-          throw error;
+          throw new AbortedError('send aborted', { cause: signal.reason });
         }
         attempts += error.attempts;
         if (error.reason === 'split') {
@@ -223,7 +229,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         lane.countFailed();
         const { failure, reason } = error;
         const why = { 'not-retryable': '', deadline: ' (out of retry time)', 'retries-exhausted': ' (out of retries)', 'in-doubt': ' (in doubt: the server may have accepted it; not resent)', split: '' }[reason];
-        const partly = results.length > 0 ? ` (after ${results.flatMap((r) => r.accepted ?? []).length} of ${recipients.length} recipients accepted)` : '';
+        const partly = results.length > 0 ? ` (after ${acceptedOf(results, recipients)})` : '';
         const delivery = new DeliveryError(`Delivery ${about(id)}failed: ${failure.response ?? failure.message}${why}${partly}`, {
           decision: failure.decision.kind,
           attempts,
@@ -324,6 +330,9 @@ export function createMailer(options: MailerOptionsInput): Mailer {
 }
 
 const about = (id: string | undefined) => (id ? `of ${id} ` : '');
+
+/** How far a message sent in parts got: `3 of 10 recipients accepted`. */
+const acceptedOf = (results: SentMessageInfo[], recipients: readonly string[]) => `${results.flatMap((r) => r.accepted ?? []).length} of ${recipients.length} recipients accepted`;
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];

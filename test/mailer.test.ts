@@ -458,8 +458,8 @@ describe('close()', () => {
   });
 });
 
-describe('an abort or close() while a message is on the wire', () => {
-  const { mailer, plainServer } = useCleanup();
+describe('an abort or close() while a message is on the wire, or partly sent', () => {
+  const { server, mailer, plainServer } = useCleanup();
 
   /** A server that holds its reply to each message until `release` is called with the answer; `arrived` resolves once `n` bodies are in. */
   async function holdingServer(n: number) {
@@ -492,6 +492,34 @@ describe('an abort or close() while a message is on the wire', () => {
     release(answer);
     expect(await sent).toMatchObject(outcome);
     expect(events.failed.map((e) => e.messageId)).toEqual(failed);
+  });
+
+  it('ends the wait of a send whose connection holds it for its rate slot when its signal aborts, and sends nothing', async () => {
+    const srv = await server();
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 1, rate: { max: 1, per: '1m' } } }, retry: fast });
+    await m.send(message(0));
+    const controller = new AbortController();
+    const waiting = m.send(message(1), { signal: controller.signal }).catch((e: unknown) => e);
+    // Taken by the open connection, which waits for the next slot (a minute on).
+    await vi.waitFor(async () => expect(await m.stats()).toMatchObject([{ queued: 0, inFlight: 1 }]));
+    controller.abort();
+    expect(await waiting).toMatchObject({ name: 'AbortedError' });
+    expect(srv.accepted).toHaveLength(1);
+  });
+
+  it('reports a message sent in parts and aborted after a part went in doubt, so that no re-run sends that part twice', async () => {
+    const srv = await server();
+    // One recipient per transaction, one transaction a minute: the second part waits for its slot.
+    const m = mailer({ providers: { main: { transport: srv.transportOptions(), maxRecipientsPerMessage: 1, rate: { max: 1, per: '1m' } } }, retry: fast });
+    const events = record(m);
+    const controller = new AbortController();
+    const sent = m.send({ ...message(1), to: ['a@example.net', 'b@example.net'], id: 'two-parts' }, { signal: controller.signal }).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(srv.accepted).toHaveLength(1));
+    controller.abort();
+    const error = await sent;
+    expect(error).toMatchObject({ name: 'DeliveryError', inDoubt: true, messageId: 'two-parts' });
+    expect((error as Error).message).toBe('Delivery of two-parts stopped: send aborted after 1 of 2 recipients accepted (in doubt: not resent)');
+    expect(events.failed.map((e) => e.error.inDoubt)).toEqual([true]);
   });
 
   const emails = ['a', 'b', 'c', 'd'].map((name) => `${name}@example.net`);

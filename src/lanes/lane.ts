@@ -492,10 +492,15 @@ export class Lane {
       }
       if (waitMs > 0) {
         try {
-          await sleep(waitMs, this.#abort.signal);
+          await sleep(waitMs, this.#abort.signal, job.signal);
         } catch {
-          job.attempt.reject(closedError());
-          return 'close';
+          // Closing, or the message's own signal: it has not gone, so it gives up its slot.
+          if (this.#abort.signal.aborted) {
+            job.attempt.reject(closedError());
+            return 'close';
+          }
+          this.#gaveUp(job);
+          return 'keep';
         }
       }
     } catch (error) {

@@ -32,4 +32,28 @@ describe('sleep', () => {
     await expect(waiting).rejects.toThrow('stop');
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it('ends when either of two signals aborts, with its reason, and leaves no listener on the other', async () => {
+    vi.useFakeTimers();
+    for (const which of [0, 1]) {
+      const controllers = [new AbortController(), new AbortController()];
+      const listening = [0, 0];
+      controllers.forEach((c, i) => {
+        const add = c.signal.addEventListener.bind(c.signal);
+        const remove = c.signal.removeEventListener.bind(c.signal);
+        c.signal.addEventListener = ((...args: Parameters<typeof add>) => (listening[i]!++, add(...args))) as typeof add;
+        c.signal.removeEventListener = ((...args: Parameters<typeof remove>) => (listening[i]!--, remove(...args))) as typeof remove;
+      });
+      const waiting = sleep(60_000, controllers[0]!.signal, controllers[1]!.signal);
+      await vi.advanceTimersByTimeAsync(1_000);
+      controllers[which]!.abort(new Error(`stop ${which}`));
+      await expect(waiting).rejects.toThrow(`stop ${which}`);
+      expect(listening[1 - which]).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
+    }
+    const both = [new AbortController(), new AbortController()];
+    const done = sleep(1_000, both[0]!.signal, both[1]!.signal).then(() => 'slept');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await done).toBe('slept');
+  });
 });
