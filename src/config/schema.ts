@@ -74,10 +74,42 @@ const OWNED_TRANSPORT_KEYS: Record<string, string> = {
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
 
+const SMTP_URL_HINT = 'expected an smtp:// or smtps:// URL with a port from 1 to 65535 (special characters of the user name and password percent-encoded)';
+const REDIS_URL_HINT = 'expected a redis:// or rediss:// URL with a port from 1 to 65535 (special characters of the user name and password percent-encoded)';
+
+/**
+ * Whether a connection URL parses as WHATWG's `URL` with one of `protocols` and a port from 1 to
+ * 65535 (or none). nodemailer and ioredis parse it only when they first connect, and refuse it then
+ * with a raw `TypeError` whose `input` is the whole URL, password included (nodemailer also falls
+ * back to `url.parse`, whose deprecation warning prints the URL to stderr). The URL and the
+ * parser's error stay out of the message: both hold the password.
+ */
+function isConnectionUrl(value: string, protocols: readonly string[], options: { decodable?: boolean } = {}): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (!protocols.includes(url.protocol.toLowerCase())) return false;
+  if (url.port !== '' && Number(url.port) < 1) return false; // WHATWG refuses a port over 65535, not 0
+  if (options.decodable) {
+    // ioredis decodes the user name and password with decodeURIComponent, which throws on a stray `%`.
+    try {
+      decodeURIComponent(url.username);
+      decodeURIComponent(url.password);
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
 /** nodemailer transport: SMTP options (passed through untouched), a connection URL, or any transport object. */
 const transportSchema = z.unknown().superRefine((value, ctx) => {
   if (typeof value === 'string') {
     if (!/^smtps?:\/\//i.test(value)) ctx.addIssue({ code: 'custom', message: 'expected an smtp:// or smtps:// URL, SMTP options or a nodemailer transport' });
+    else if (!isConnectionUrl(value, ['smtp:', 'smtps:'])) ctx.addIssue({ code: 'custom', message: SMTP_URL_HINT });
     return;
   }
   if (!isObject(value)) {
@@ -91,6 +123,9 @@ const transportSchema = z.unknown().superRefine((value, ctx) => {
   if (value.host !== undefined && typeof value.host !== 'string') ctx.addIssue({ code: 'custom', path: ['host'], message: 'expected a host name' });
   if (value.port !== undefined && !(Number.isInteger(value.port) && (value.port as number) > 0 && (value.port as number) < 65536)) {
     ctx.addIssue({ code: 'custom', path: ['port'], message: 'expected a port number from 1 to 65535' });
+  }
+  if (value.url !== undefined && !(typeof value.url === 'string' && /^smtps?:\/\//i.test(value.url) && isConnectionUrl(value.url, ['smtp:', 'smtps:']))) {
+    ctx.addIssue({ code: 'custom', path: ['url'], message: SMTP_URL_HINT });
   }
   if (value.host === undefined && value.service === undefined && value.url === undefined) {
     ctx.addIssue({ code: 'custom', path: ['host'], message: 'expected a host name (or `service`, or `url`)' });
@@ -192,6 +227,7 @@ const redisSchema = z.unknown().superRefine((value, ctx) => {
   if (value === undefined) return;
   if (typeof value === 'string') {
     if (!/^rediss?:\/\//i.test(value)) ctx.addIssue({ code: 'custom', message: 'expected a redis:// or rediss:// URL, or an ioredis Redis or Cluster instance' });
+    else if (!isConnectionUrl(value, ['redis:', 'rediss:'], { decodable: true })) ctx.addIssue({ code: 'custom', message: REDIS_URL_HINT });
     return;
   }
   if (!isObject(value) || typeof value.defineCommand !== 'function') {

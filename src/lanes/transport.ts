@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import type { SendMailOptions, SentMessageInfo, SMTPPoolOptions, Transport, Transporter } from 'nodemailer';
+import { collectSecrets, createRedactor } from '../redact.js';
 
 /** One connection slot's way to send: a single pooled SMTP connection, or a shared custom transport. */
 export interface Connection {
@@ -52,7 +53,12 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
     return shared(input as Transporter, false);
   }
   if (typeof input === 'object' && input !== null && typeof (input as Transport).send === 'function') {
-    return shared(nodemailer.createTransport(input as Transport), true);
+    try {
+      return shared(nodemailer.createTransport(input as Transport), true);
+    } catch (error) {
+      const connection = unusable(error, input);
+      return { ownsConnections: false, open: () => connection, close() {} };
+    }
   }
   const base = (typeof input === 'string' ? { url: input } : input) as Record<string, unknown>;
   return {
@@ -64,7 +70,17 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
       // Sends on the current connection: the pool replaces it after maxMessages, or after a failure.
       let onThisConnection = 0;
       const options = { ...base, pool: true, maxConnections: 1, maxMessages, maxRequeues: 0 } as SMTPPoolOptions & { pool: true };
-      let transporter = nodemailer.createTransport(options);
+      let transporter: Transporter;
+      try {
+        // A URL WHATWG refuses would make nodemailer fall back to url.parse, whose deprecation
+        // warning prints it (password included) to stderr, and then throw: refused here first.
+        if (typeof base.url === 'string') new URL(base.url);
+        transporter = nodemailer.createTransport(options);
+      } catch (error) {
+        // nodemailer reads its options here and throws at once on ones it cannot use: an exception
+        // out of open() would end the lane's worker, and the process with it.
+        return unusable(error, input);
+      }
       let replies = watchReplies(transporter);
       if (!replies && base.logger === undefined && base.transactionLog === undefined) {
         // A nodemailer whose pool is built differently: hear the replies through its transaction log.
@@ -133,6 +149,25 @@ export function createTransportFactory(input: TransportInput, maxMessagesPerConn
       };
     },
     close() {},
+  };
+}
+
+/**
+ * A connection whose transport could not be made: each send fails with nodemailer's `ECONFIG`
+ * (permanent: it fails the same way every time). The error is a new one, its message redacted and
+ * without `cause`: the one thrown may carry the options (a `TypeError` from parsing a URL holds
+ * the whole URL, password included, in `input`).
+ */
+function unusable(thrown: unknown, input: TransportInput): Connection {
+  const redact = createRedactor(collectSecrets(input));
+  const why = thrown instanceof Error ? thrown.message : String(thrown);
+  const message = `could not create the nodemailer transport: ${redact(why.replace(/[a-z][a-z0-9+.-]*:\/\/\S*/gi, '[url]'))}`;
+  return {
+    send: (_mail, _gate, done) => queueMicrotask(() => done(Object.assign(new Error(message), { code: 'ECONFIG' }))),
+    streamed: () => false,
+    lastReply: () => undefined,
+    willConnect: () => false,
+    close: async () => {},
   };
 }
 

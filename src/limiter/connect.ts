@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import { ConfigError } from '../errors.js';
 import type { RedisLike } from './redis.js';
 
 /**
@@ -22,11 +23,18 @@ export function loadRedis(): new (url: string, options: RedisOptions) => RedisCl
 export function connectRedis(redis: unknown): { client: RedisLike; close(): Promise<void> } {
   if (typeof redis !== 'string') return { client: redis as RedisLike, close: async () => {} };
   const Redis = loadRedis();
-  const client = new Redis(redis, {
-    maxRetriesPerRequest: 1,
-    connectTimeout: 5_000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-  });
+  let client: RedisClient;
+  try {
+    client = new Redis(redis, {
+      maxRetriesPerRequest: 1,
+      connectTimeout: 5_000,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    });
+  } catch {
+    // The schema refuses the URLs ioredis cannot parse; should one get through, ioredis's own error
+    // (a TypeError whose `input` is the URL, password included) stays here.
+    throw new ConfigError([{ path: 'redis', message: 'expected a redis:// or rediss:// URL that ioredis can parse' }]);
+  }
   // Errors surface through the calls that fail; an unhandled 'error' event would crash the process.
   client.on('error', () => {});
   return {

@@ -1,5 +1,7 @@
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseOptions } from '../../src/config/parse.js';
+import { createMailer } from '../../src/index.js';
 import { ConfigError, isConfigError } from '../../src/errors.js';
 
 const smtp = { host: 'smtp.example.org', port: 587, auth: { user: 'u', pass: 's3cret-pass' } };
@@ -76,6 +78,42 @@ describe('parseOptions', () => {
     const error = configError({ providers: { a: { transport: { ...smtp, port: 'x' } }, b: { transport: smtp, rate: { max: -1, per: '1s' } } } });
     expect(error.message).not.toContain('s3cret-pass');
     expect(JSON.stringify(error.issues)).not.toContain('s3cret-pass');
+  });
+
+  it('refuses an smtp:// URL that nodemailer cannot parse, naming the path, with no credentials', () => {
+    const pass = 'S3cr3t-Pa55word';
+    for (const url of [`smtp://user:${pass}@host:notaport`, `smtp://user:${pass}@host:99999`, `smtps://user:${pass}@host:0`, `smtp://user:${pass}#1@host:25`, `smtp://user:${pass}@host:-1`]) {
+      for (const [transport, path] of [[url, 'providers.main.transport'], [{ url }, 'providers.main.transport.url']] as const) {
+        const error = configError({ providers: { main: { transport } } });
+        expect(error.message).toBe(`Invalid mailpacer options: ${path}: expected an smtp:// or smtps:// URL with a port from 1 to 65535 (special characters of the user name and password percent-encoded)`);
+        expect(inspect(error, { depth: 8, showHidden: true })).not.toContain(pass);
+      }
+    }
+  });
+
+  it('refuses a redis:// URL that ioredis cannot parse with a ConfigError naming the path, with no credentials', () => {
+    const pass = 'S3cr3t-Pa55word';
+    const transport = { providers: { main: { transport: smtp } } };
+    for (const redis of [`redis://:${pass}@127.0.0.1:notaport`, `rediss://:${pass}@127.0.0.1:70000`, `redis://:${pass}@127.0.0.1:0`, `redis://:${pass}%zz@127.0.0.1:6379`]) {
+      let error: unknown;
+      try {
+        createMailer({ ...transport, redis });
+      } catch (thrown) {
+        error = thrown;
+      }
+      expect(isConfigError(error)).toBe(true);
+      expect((error as Error).message).toBe('Invalid mailpacer options: redis: expected a redis:// or rediss:// URL with a port from 1 to 65535 (special characters of the user name and password percent-encoded)');
+      expect(inspect(error, { depth: 8, showHidden: true })).not.toContain(pass);
+    }
+  });
+
+  it('accepts smtp:// and redis:// URLs with or without a port, credentials percent-encoded', () => {
+    for (const transport of ['smtps://u:p%40ss%23@smtp.example.org:465', 'smtp://smtp.example.org', 'SMTP://[::1]:2525/?ignoreTLS=true', { url: 'smtp://u:p@127.0.0.1:2525', tls: {} }]) {
+      expect(parseOptions({ providers: { a: { transport } } }).providers.a!.transport).toBe(transport);
+    }
+    for (const redis of ['redis://:p%40ss@127.0.0.1:6379/2', 'rediss://user:pw@redis.example.org', 'redis://127.0.0.1']) {
+      expect(parseOptions({ providers: { a: { transport: smtp } }, redis }).redis).toBe(redis);
+    }
   });
 
   it('accepts any nodemailer transport object and an smtp URL', () => {
