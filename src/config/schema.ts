@@ -36,6 +36,8 @@ const positiveInt = (what: string) =>
  * The threshold (60 s) is `QUOTA_MIN_EXCLUSIVE_PER_MS` in `src/limiter/gcra.ts`. The parsed window
  * of a quota carries `burst: max`, which the limiter ignores.
  */
+const MAX_WINDOW_MS = 366 * 24 * 3_600_000;
+
 export const rateWindowSchema = z
   .object({
     /** Sends admitted in any interval of length `per`. */
@@ -51,6 +53,10 @@ export const rateWindowSchema = z
   })
   .strict()
   .superRefine(({ per, burst }, ctx) => {
+    // A window of 0 would admit every send at once; one over a year is a typo for a shorter one.
+    if (!(per > 0 && per <= MAX_WINDOW_MS)) {
+      ctx.addIssue({ code: 'custom', path: ['per'], message: `expected a window longer than 0 and at most 366 days, got ${per} ms` });
+    }
     if (burst !== undefined && per > 60_000) {
       ctx.addIssue({
         code: 'custom',

@@ -52,6 +52,14 @@ describe('parseOptions', () => {
     expect(error.issues.map((i) => i.path)).toContain('providers.ses.rate[0].per');
   });
 
+  it('refuses a rate window of 0 or of more than 366 days, naming it', () => {
+    for (const per of [0, '0s', '367d']) {
+      const error = configError({ providers: { ses: { transport: smtp, rate: [{ max: 14, per: '1s' }, { max: 5, per }] } } });
+      expect(error.message).toContain('providers.ses.rate[1].per: expected a window longer than 0 and at most 366 days');
+    }
+    expect(() => parseOptions({ providers: { ses: { transport: smtp, rate: { max: 5, per: '366d' } } } })).not.toThrow();
+  });
+
   it('names an unknown option, so that a typo points at its line', () => {
     const error = configError({ providers: { main: { transport: smtp, maxConnection: 3 } } });
     expect(error.message).toContain('providers.main.maxConnection: unknown option');
