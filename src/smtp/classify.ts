@@ -7,9 +7,16 @@ const anyOf = (...phrasings: string[]): RegExp => new RegExp(phrasings.join('|')
 // falls into the group of what it means. byWords reads them in this order.
 
 /** Greylisting names itself, in every spelling ("greylisted", "graylisting", "grey-list"). */
-const GREYLIST = anyOf('gr[ae]y[ -]?list', 'internal resource temporarily unavailable' /* Mimecast's greylisting 451 */);
+const GREYLIST = anyOf(
+  'gr[ae]y[ -]?list',
+  'internal resources? (?:is |are )?temporarily unavailable', // Mimecast's greylisting 451, in each of its documented wordings
+);
 /** A temporary code whose words say that trying again is pointless (Yahoo's "[TS03] … permanently deferred; Retrying will NOT succeed"). */
-const NO_RETRY = anyOf('will not succeed', 'permanently deferred', 'do not (?:retry|resend)');
+const NO_RETRY = anyOf(
+  'will not succeed', 'permanently deferred', 'do not (?:retry|resend)',
+  // nodemailer's ESTREAM for a content stream the first attempt read: no retry can read it again.
+  'stream was already read',
+);
 /** One recipient receives too fast: retry that message later; the lane's pace is not the cause. */
 const RECIPIENT_THROTTLE = anyOf(
   'receiving (?:mail|messages?|e-?mails?) (?:too (?:quickly|fast)|at a rate)',
@@ -20,12 +27,25 @@ const RECIPIENT_THROTTLE = anyOf(
 /** The recipient's mailbox is full. Said with "quota" too, so it is read before QUOTA. */
 const MAILBOX_FULL = anyOf(
   'mailbox\\b[^.]{0,30}\\b(?:full|quota|size)', 'inbox is full', 'over ?quota',
-  'exceeded (?:its |the )?storage', 'storage allocation', 'disk quota',
+  'exceeded (?:its |the )?storage', 'storage allocation', 'disk quota', "recipient['’]s\\b[^.]{0,20}\\b(?:quota|storage)",
 );
+/**
+ * A quota of this one message (Gmail's "421-4.7.28 … this message exceeded its quota for sending messages
+ * with the same Message-ID"), not of the account: resending the same message is what trips it, so it
+ * says nothing about the provider. Read before QUOTA.
+ */
+const MESSAGE_QUOTA = anyOf(
+  '\\b(?:same|duplicate) message-?id', '\\bthis (?:message|e-?mail)\\b[^.]{0,20}\\b(?:exceeded|reached|over)\\b[^.]{0,10}\\bquota',
+);
+/** A window of a day, as limits name it: "per day", "for the day", "per 24 hours", "in the last 24 hours". Not "in 24 hours" (a delay). */
+const DAY_WINDOW = '(?:(?:per|a|each|every|for the) day|(?:per|within|every|each|in the (?:last|past)|in any) 24 ?h(?:ours?|rs?)?)\\b';
 /** Our account's sending quota for a window is spent. Wins over generic throttling words. */
 const QUOTA = anyOf(
   'quota ?exceeded', 'exceeded\\b[^.]{0,20}\\bquota', '\\b(?:sending|send|message|daily|hourly|submission)\\b[^.]{0,20}\\bquota',
-  'daily\\b[^.]{0,40}\\blimit', 'limit\\b[^.]{0,20}\\b(?:for|of) the day',
+  // A day's limit is a quota even when it is called a rate ("Daily send rate exceeded"); an hour's or a
+  // minute's is a pace (RATE), unless it says "quota".
+  '\\bdaily\\b[^.]{0,40}\\b(?:limit|rate|allowance)', 'limit\\b[^.]{0,20}\\b(?:for|of) the day',
+  '\\b(?:exceed|reach|too many)\\w*\\b[^.]{0,40}\\b' + DAY_WINDOW, DAY_WINDOW + '[^.]{0,20}\\b(?:exceeded|reached)',
   'credits? (?:exceeded|exhausted)', 'out of credits', // SendGrid-style plans
 );
 /** On a 5xx, reputation or policy words make it a block, even when the text also mentions a rate. */
@@ -38,20 +58,27 @@ const CONNECTIONS = anyOf(
 );
 /** Too many messages per unit of time: send slower. */
 const RATE = anyOf(
-  'rate[ -]?(?:limit|overlimit)', 'rate (?:was |has been )?exceeded', '\\b(?:sending|send|submission|message|mail) rate', 'unusual rate',
+  'rate[ -]?(?:limit|overlimit)', 'rate (?:was |has been |is )?exceed', '\\b(?:sending|send|submission|message|mail) rate', 'unusual rate',
+  '\\b(?:peak|relay) (?:\\w+ )?limit (?:was |has been )?(?:exceeded|reached)', // Google Workspace's "Peak SMTP relay limit exceeded"
+  '\\bhourly\\b[^.]{0,40}\\blimit', 'limits?\\b[^.]{0,40}\\bper (?:second|minute|hour)\\b', '\\bper (?:second|minute|hour)\\b[^.]{0,20}\\blimit',
   'too (?:much|many) (?:mail|messages|e-?mails|recipients)\\b', 'throttl', '(?:unexpected|high|unusual) volume',
-  'slow down', 'sending too (?:fast|quickly)', '\\b(?:server|system|service) (?:is )?(?:too )?busy',
+  'slow down', 'sending too (?:fast|quickly)', '\\b(?:server|system|service) (?:is )?(?:too )?busy', '\\btoo busy',
 );
 /** The server itself has trouble (read on 4xx only): retry with backoff; our pace is not the cause. */
 const SYSTEM_TROUBLE = anyOf(
-  '\\b(?:service|system) (?:not available|unavailable)', 'temporar(?:y|ily)\\b[^.]{0,20}\\b(?:problem|failure|error|unavailable)',
-  'local (?:problem|error)', 'lookup fail', 'insufficient (?:system )?storage', '(?:queue|file) write error', 'internal (?:server )?error',
+  '\\b(?:service|system) (?:not available|unavailable)', 'local (?:problem|error)', 'lookup fail',
+  'insufficient (?:system |disk )?(?:storage|space|resources)', '(?:queue|file) write error', 'internal (?:server )?error',
 );
+/**
+ * Words that only say the failure is temporary ("This is a temporary error", "Temporary failure"). They
+ * add nothing to a more specific cue, so they are read after the status defaults (step 5).
+ */
+const TEMPORARY = /temporar(?:y|ily)\b[^.]{0,20}\b(?:problem|failure|error|unavailable)/i;
 /** Our credentials were refused. Trusted only with a 53x reply or no reply at all (see byWords). */
 const AUTH_WORDS = anyOf(
   'authenticat\\w* (?:failed|failure|unsuccessful|required|credentials invalid)', 'invalid (?:login|credentials|user ?name|password)',
   'user ?name and password not accepted', '(?:bad|incorrect) (?:credentials|user ?name|password)', 'not authenticated',
-  'application-specific password', 'log ?in via your web browser', 'login (?:denied|failed|incorrect)',
+  'application-specific password', 'log ?in via your web browser', 'login (?:denied|failed|incorrect)', 'password transition',
 );
 /** "try again later" on a 421 with no other cue: how the big receivers say "slow down" (Gmail, Yahoo). */
 const DEFERRAL = anyOf('try (?:again )?later', 'deferr', 'come back later', '(?:try again|retry|come back) in \\d'); // "421 … Try again in 5 minutes" too
@@ -69,8 +96,23 @@ const TRANSIENT_CODES = new Set([
   'ESTREAM', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPROXY', 'EFETCH', 'EMAXLIMIT', 'EABORT',
 ]);
 
-/** A reply code at the start of a reply, or one just before an enhanced status code ("Invalid login: 535-5.7.8 ..."). */
-const REPLY_CODE = /^\s*([2-5]\d\d)(?=[ -]|$)|\b([2-5]\d\d)[ -][245]\.\d{1,3}\.\d{1,3}/;
+/**
+ * A reply code at the start of a reply, one just before an enhanced status code ("Invalid login: 535-5.7.8 ..."),
+ * or one after "smtp;" or ": " and before a word, as bounces and nodemailer's messages quote it ("smtp; 550 sorry,
+ * no mailbox here", "Message failed: 550 No such user here"): but not a count or a size ("Size: 500 bytes").
+ * The first of them is the reply's.
+ */
+const REPLY_CODE = new RegExp(
+  '^\\s*([2-5]\\d\\d)(?=[ -]|$)|\\b([2-5]\\d\\d)[ -][245]\\.\\d{1,3}\\.\\d{1,3}' +
+    '|(?:\\bsmtp;\\s*|:\\s)([2-5]\\d\\d) (?!(?:bytes|[kmg]i?b|kilobytes|megabytes|messages|e?-?mails|recipients|users|connections|sessions' +
+    '|seconds|secs|minutes|mins|hours|hrs|days|ms|times|attempts|requests|errors|of|per|out|or|and|to|in|at)\\b)[a-z]',
+  'i',
+);
+/**
+ * 4xx reply codes that a standard defines (RFC 5321, RFC 4954's 432 and 454, RFC 1985's 458 and 459). Another
+ * one ("460 too many messages") is a server's own; its pace words are not trusted to mean a pace.
+ */
+const STANDARD_4XX = new Set([421, 432, 450, 451, 452, 454, 455, 458, 459]);
 /** RFC 3463 class.subject.detail, only where it belongs: first in the reply or right after the reply code. */
 const ENHANCED_STATUS = /(?:^\s*|\b[2-5]\d\d[ -]\s*)([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)/;
 
@@ -102,7 +144,7 @@ interface Reply {
 
 type Step = (r: Reply) => DecisionKind | undefined;
 /** The evidence, in the order that decides when it disagrees (each step is below). */
-const STEPS: Step[] = [byReplyCode, byStatus, byWords, byStatusDefault, byCode, byCommand, byReplyClass];
+const STEPS: Step[] = [byReplyCode, byStatus, byWords, byStatusDefault, byTemporaryWords, byCode, byCommand, byReplyClass];
 
 /**
  * What an SMTP reply or a nodemailer error means for the sender. Pure; never throws.
@@ -196,7 +238,7 @@ function toReply(input: unknown): Reply | undefined {
 /** Fills in what the text itself says; a `responseCode` field wins over the text. Then makes the text one line of words. */
 function withCodes(reply: Reply): Reply {
   const code = REPLY_CODE.exec(reply.text);
-  const parsed = code ? Number(code[1] ?? code[2]) : undefined;
+  const parsed = code ? Number(code[1] ?? code[2] ?? code[3]) : undefined;
   if (reply.replyCode === undefined && parsed !== undefined) reply.replyCode = parsed;
   const status = ENHANCED_STATUS.exec(reply.text);
   if (status) reply.status = { subject: Number(status[2]), detail: Number(status[3]) };
@@ -227,10 +269,16 @@ const statusIs = (r: Reply, subject: number, detail?: number): boolean =>
   r.status !== undefined && r.status.subject === subject && (detail === undefined || r.status.detail === detail);
 
 function tooManyRecipients(r: Reply): boolean {
-  if (r.code === 'EMAXRECIPIENTS' || statusIs(r, 5, 3)) return true;
-  // RFC 5321 4.5.3.1.10: 452 is right for this, and a 552 must be read as temporary too.
-  // With an X.7.x status the same words are a per-client recipient *rate* (Postfix), not this.
-  return (r.replyCode === 452 || r.replyCode === 552) && TOO_MANY_RECIPIENTS.test(r.text) && !statusIs(r, 7);
+  if (r.code === 'EMAXRECIPIENTS') return true;
+  // A quota's words win over the status code: "452 4.5.3 Daily message limit exceeded" is the day's quota, not the envelope.
+  if (QUOTA.test(r.text)) return false;
+  if (TOO_MANY_RECIPIENTS.test(r.text)) {
+    // RFC 5321 4.5.3.1.10: 452 is right for this, and a 552 must be read as temporary too.
+    // With an X.7.x status the same words are a per-client recipient *rate* (Postfix), not this.
+    return statusIs(r, 5, 3) || ((r.replyCode === 452 || r.replyCode === 552) && !statusIs(r, 7));
+  }
+  // X.5.3 alone is too many recipients, unless the words name another limit (a rate, connections).
+  return statusIs(r, 5, 3) && !RATE.test(r.text) && !CONNECTIONS.test(r.text);
 }
 
 /** Step 1: reply codes that decide alone. */
@@ -245,6 +293,8 @@ function byReplyCode(r: Reply): DecisionKind | undefined {
 function byStatus(r: Reply): DecisionKind | undefined {
   // X.7.8/X.7.9 are credentials, but Yahoo sends "554 5.7.9 ... policy reasons" for a block.
   if (is5xx(r) && (statusIs(r, 7, 8) || statusIs(r, 7, 9)) && !BLOCKED.test(r.text)) return 'auth';
+  // X.7.12 (RFC 4954's "432 4.7.12 A password transition is needed"): only a new password helps, even on a 4xx.
+  if (statusIs(r, 7, 12)) return 'auth';
   // X.2.2 mailbox full: its "quota" is the recipient's, never our sending quota.
   if (statusIs(r, 2, 2)) return is5xx(r) ? 'permanent' : 'transient';
   return undefined;
@@ -258,10 +308,14 @@ function byWords(r: Reply): DecisionKind | undefined {
   if (NO_RETRY.test(t)) return 'permanent';
   if (GREYLIST.test(t)) return 'greylisted';
   if (RECIPIENT_THROTTLE.test(t)) return 'recipient-throttled';
-  if (MAILBOX_FULL.test(t)) return 'transient';
+  if (MAILBOX_FULL.test(t) || MESSAGE_QUOTA.test(t)) return 'transient';
   if (QUOTA.test(t)) return 'quota-exceeded';
-  if (CONNECTIONS.test(t)) return 'connection-limited';
-  if (RATE.test(t)) return 'rate-limited';
+  // A 4xx code of the server's own ("460 too many messages") may cap a connection as well as a pace: its
+  // pace words do not slow the lane, and its class decides (transient).
+  const paceWords = !is4xx(r) || STANDARD_4XX.has(r.replyCode!);
+  if (paceWords && CONNECTIONS.test(t)) return 'connection-limited';
+  if (paceWords && RATE.test(t)) return 'rate-limited';
+  // Read before the status defaults: "452 4.4.5 Insufficient disk space" is the server's own trouble, not congestion.
   if (!is5xx(r) && SYSTEM_TROUBLE.test(t)) return 'transient';
   // Without a reply, the words are nodemailer's own ("Invalid login"); with a non-53x reply,
   // "authentication failed" is more often SPF/DKIM/DMARC than our credentials.
@@ -275,7 +329,7 @@ function byWords(r: Reply): DecisionKind | undefined {
  * down to. A sending quota is the one exception (Gmail's 550 5.4.5: it resets).
  */
 function byWords5xx(t: string): DecisionKind | undefined {
-  if (MAILBOX_FULL.test(t)) return 'permanent';
+  if (MAILBOX_FULL.test(t) || MESSAGE_QUOTA.test(t)) return 'permanent';
   if (QUOTA.test(t)) return 'quota-exceeded';
   if (BLOCKED.test(t) || GREYLIST.test(t) || RECIPIENT_THROTTLE.test(t) || CONNECTIONS.test(t) || RATE.test(t)) return 'permanent';
   return undefined;
@@ -283,17 +337,24 @@ function byWords5xx(t: string): DecisionKind | undefined {
 
 /** Step 4: what an enhanced status code means when the words said nothing. */
 function byStatusDefault(r: Reply): DecisionKind | undefined {
-  if (is5xx(r)) return undefined; // the reply class decides (step 7): permanent
+  if (is5xx(r)) return undefined; // the reply class decides (step 8): permanent
   if (statusIs(r, 4, 5) || statusIs(r, 7, 28)) return 'rate-limited'; // mail system congestion; Gmail's rate limit
   if (!is4xx(r)) return undefined;
   if (statusIs(r, 2, 1)) return 'recipient-throttled'; // mailbox temporarily disabled or throttled
-  // Microsoft 365 / Outlook.com's 4.7.500–4.7.699: IP throttling ("ramp up slowly"), whatever the words ("Access denied, please try again later").
-  if (statusIs(r, 7) && r.status!.detail >= 500 && r.status!.detail <= 699) return 'rate-limited';
+  // Microsoft 365 / Outlook.com's 4.7.500–4.7.699 and 4.7.850–4.7.899: IP throttling ("ramp up slowly"), whatever
+  // the words ("Access denied, please try again later").
+  const detail = statusIs(r, 7) ? r.status!.detail : 0;
+  if ((detail >= 500 && detail <= 699) || (detail >= 850 && detail <= 899)) return 'rate-limited';
   if (statusIs(r, 3) || statusIs(r, 4)) return 'transient'; // their system or network, not our pace
   return undefined;
 }
 
-/** Step 5: nodemailer's code. A reply, when there is one, says more than the code. */
+/** Step 5: words that only say "temporary", when nothing more specific has decided. */
+function byTemporaryWords(r: Reply): DecisionKind | undefined {
+  return !is5xx(r) && TEMPORARY.test(r.text) ? 'transient' : undefined;
+}
+
+/** Step 6: nodemailer's code. A reply, when there is one, says more than the code. */
 function byCode(r: Reply): DecisionKind | undefined {
   if (r.code === undefined) return undefined;
   if (AUTH_CODES.has(r.code) && (r.replyCode === undefined || is5xx(r))) return 'auth';
@@ -303,7 +364,7 @@ function byCode(r: Reply): DecisionKind | undefined {
   return undefined;
 }
 
-/** Step 6: the command that failed. */
+/** Step 7: the command that failed. */
 function byCommand(r: Reply): DecisionKind | undefined {
   if (r.command === undefined) return undefined;
   if (AUTH_COMMAND.test(r.command) && is5xx(r)) return 'auth';
@@ -311,7 +372,7 @@ function byCommand(r: Reply): DecisionKind | undefined {
   return undefined;
 }
 
-/** Step 7: the reply class. */
+/** Step 8: the reply class. */
 function byReplyClass(r: Reply): DecisionKind | undefined {
   // A bare 421 is "service not available, closing channel"; with "try again later" it is a deferral.
   if (r.replyCode === 421) return DEFERRAL.test(r.text) ? 'rate-limited' : 'transient';

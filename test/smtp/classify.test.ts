@@ -104,11 +104,34 @@ const cases: Case[] = [
   { server: 'status code alone: X.4.5', input: '451 4.4.5 Mail system congestion, please retry later', kind: 'rate-limited' },
   { server: 'status code alone: X.7.28', input: '452 4.7.28 Sending IP temporarily limited', kind: 'rate-limited' },
   { server: 'words and a delay', input: '450 4.7.0 Too many messages, please wait 30s', kind: 'rate-limited', retryAfterMs: 30_000 },
+  {
+    server: 'Microsoft, 4.7.850–899 like 4.7.500–699',
+    input: '451 4.7.851 Access denied, please try again later. For more information please go to https://go.microsoft.com/fwlink/?LinkId=526653. (AS7xxxx)',
+    kind: 'rate-limited',
+  },
+  { server: 'Exim ratelimit, spec wording', input: '451 Sender rate exceeds 1500 messages per 1h', kind: 'rate-limited' },
+  { server: 'Exim global ratelimit', input: '451 Sorry, too busy. Try again later.', kind: 'rate-limited' },
+  // The relay limit is the customer's: the lane slows down; the trailing "temporary error" adds nothing.
+  {
+    server: 'Google Workspace SMTP relay, peak limit',
+    input: '450-4.2.1 Peak SMTP relay limit exceeded for customer. This is a temporary error. For more information on SMTP relay limits, please contact your administrator or visit https://support.google.com/a/answer/6140680',
+    kind: 'rate-limited',
+  },
+  { server: 'a status code is not outweighed by "temporary error"', input: '421 4.7.28 Sending IP limited. This is a temporary error.', kind: 'rate-limited' },
+  // Limits per hour and per day, none said to be reached: a receiver's pace for this lane, not the provider's quota.
+  {
+    server: 'Outlook.com RP-001',
+    input: "421 RP-001 (COL004-MC3F15) Unfortunately, some messages from 203.0.113.5 weren't sent. Please try again. We have limits for how many messages can be sent per hour and per day.",
+    kind: 'rate-limited',
+  },
+  { server: 'an hourly limit on an X.5.3 status is not the envelope', input: '452 4.5.3 Hourly message limit exceeded', kind: 'rate-limited' },
   // greylisted
   { server: 'Rspamd', input: '451 4.7.1 Please try again later (greylisted)', kind: 'greylisted' },
   { server: 'sqlgrey', input: '450 4.7.1 Graylisting in effect, please retry after 2 minutes', kind: 'greylisted', retryAfterMs: 120_000 },
   { server: 'Exim', input: '451 Grey-listed, please try again later', kind: 'greylisted' },
   { server: 'Mimecast', input: '451 Internal resource temporarily unavailable - https://community.mimecast.com/docs/DOC-1369#451', kind: 'greylisted' },
+  { server: 'Mimecast, as seen', input: '451 Internal resource is temporarily unavailable - https://community.mimecast.com/docs/DOC-1369#451 [Aj3QXapeMpqZYaeFwWhjzw.us32]', kind: 'greylisted' },
+  { server: 'Mimecast, current docs', input: '451 Internal resources are temporarily unavailable - https://community.mimecast.com/docs/DOC-1369#451', kind: 'greylisted' },
   { server: 'a delay split over two lines', input: '451-4.7.1 Greylisted, please try again in 5\n451 4.7.1 minutes', kind: 'greylisted', retryAfterMs: 300_000 },
   // A line that starts with a number is not a continuation prefix unless a space or dash follows its three digits.
   { server: 'a wrapped delay', input: '451-4.7.1 Greylisted, try again in\n2500 seconds', kind: 'greylisted', retryAfterMs: 2_500_000 },
@@ -134,6 +157,11 @@ const cases: Case[] = [
   },
   { server: 'SendGrid credits', input: '451 Authentication failed: Maximum credits exceeded', kind: 'quota-exceeded' },
   { server: 'Zoho', input: '550 5.4.6 Sending limit exceeded for the day. Try again in 24 hours', kind: 'quota-exceeded', retryAfterMs: 86_400_000 },
+  // A day's limit wins over X.5.3 (which would split the envelope) and over being called a rate.
+  { server: 'Emailit, daily limit on X.5.3', input: '452 4.5.3 Daily message limit exceeded', kind: 'quota-exceeded' },
+  { server: 'Iridis mailRelay, a daily "rate"', input: '451 HST-RTE Daily send rate exceeded, retry later', kind: 'quota-exceeded' },
+  { server: 'a limit per 24 hours', input: '451 Maximum of 2000 messages per 24 hours reached', kind: 'quota-exceeded' },
+  { server: 'too many in the last 24 hours', input: '421 You have sent too many messages in the last 24 hours', kind: 'quota-exceeded' },
   // auth
   {
     server: 'Gmail, nodemailer EAUTH',
@@ -150,7 +178,12 @@ const cases: Case[] = [
   { server: 'Outlook', input: '530 5.7.57 Client not authenticated to send mail. [AM0PR02CA0001.eurprd02.prod.outlook.com]', kind: 'auth' },
   { server: 'unknown text at AUTH LOGIN', input: { code: 'EAUTH', responseCode: 550, response: '550 Denied', command: 'AUTH LOGIN' }, kind: 'auth' },
   { server: 'nodemailer, no credentials', input: { code: 'EAUTH', message: 'Missing credentials for "PLAIN"', command: 'API' }, kind: 'auth' },
+  // A stream attachment the first attempt read: every retry would fail the same way.
+  { server: 'nodemailer, stream content read already', input: { code: 'ESTREAM', message: 'Content stream was already read or destroyed' }, kind: 'permanent' },
+  { server: 'nodemailer, stream that failed', input: { code: 'ESTREAM', message: 'Premature close' }, kind: 'transient' },
   { server: 'nodemailer message only', input: new Error('Invalid login: 535 Authentication failed'), kind: 'auth' },
+  // RFC 4954: only a new password helps, though the code is a 4xx.
+  { server: 'RFC 4954, Exchange', input: { code: 'EAUTH', responseCode: 432, response: '432 4.7.12 A password transition is needed', command: 'AUTH LOGIN' }, kind: 'auth' },
   // transient
   { server: 'Dovecot submission', input: { code: 'EAUTH', responseCode: 454, response: '454 4.7.0 Temporary authentication failure', command: 'AUTH LOGIN' }, kind: 'transient' },
   { server: 'Exchange', input: '451 4.7.0 Temporary server error. Please try again later. PRX4', kind: 'transient' },
@@ -162,6 +195,15 @@ const cases: Case[] = [
   { server: 'Gmail, full mailbox is not our quota', input: '452 4.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaTemp', kind: 'transient' },
   { server: 'Exchange, split the envelope', input: '452 4.5.3 Too many recipients', kind: 'transient' },
   { server: 'RFC 821 legacy', input: '552 Too many recipients', kind: 'transient' },
+  // The quota of this one message (same Message-ID resent), not the account's: the provider must not pause.
+  {
+    server: 'Gmail, duplicate Message-ID',
+    input: '421-4.7.28 Our system has detected that this message exceeded its quota for sending messages with the same Message-ID:<a1b2@example.com>. To best protect our users, the message has been temporarily rejected. For more information, go to https://support.google.com/mail/answer/188131',
+    kind: 'transient',
+  },
+  { server: 'a 4xx code of its own: not a pace', input: '460 too many messages (#4.3.0)', kind: 'transient' },
+  { server: 'Sendmail, their disk on X.4.5', input: '452 4.4.5 Insufficient disk space; try again later', kind: 'transient' },
+  { server: 'a size is not a reply code', input: new Error('Message exceeds size: 550 kB allowed'), kind: 'transient' },
   { server: 'Postfix, bad sequence', input: '503 5.5.1 Error: need RCPT command', kind: 'transient' },
   { server: 'refused connection', input: { code: 'ESOCKET', message: 'connect ECONNREFUSED 127.0.0.1:2525', command: 'CONN' }, kind: 'transient' },
   { server: 'DNS', input: { code: 'EDNS', message: 'getaddrinfo ENOTFOUND smtp.example.invalid', command: 'CONN' }, kind: 'transient' },
@@ -192,6 +234,10 @@ const cases: Case[] = [
   { server: 'Gmail 5.7.28 as a block', input: '550-5.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been blocked.', kind: 'permanent' },
   { server: 'SES', input: '554 Message rejected: Email address is not verified.', kind: 'permanent' },
   { server: 'nodemailer error', input: new Error('Message failed: 550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown'), kind: 'permanent' },
+  // A reply code quoted mid-text without an enhanced status: after "smtp;" or ": ", before a word.
+  { server: 'qmail bounce diagnostic', input: 'smtp; 550 sorry, no mailbox here by that name. (#5.1.1)', kind: 'permanent' },
+  { server: 'nodemailer error, no status', input: new Error('Message failed: 550 No such user here'), kind: 'permanent' },
+  { server: 'duplicate Message-ID on a 5xx', input: '550 5.7.28 This message exceeded its quota for sending messages with the same Message-ID', kind: 'permanent' },
   { server: 'nodemailer, no recipients', input: { code: 'EENVELOPE', message: 'No recipients defined', command: 'API' }, kind: 'permanent' },
   { server: 'nodemailer, bad message', input: { code: 'EMESSAGE', message: 'Message failed' }, kind: 'permanent' },
   // garbage
@@ -233,6 +279,7 @@ describe('isTooManyRecipients', () => {
     '452 Too many recipients received this session',
     '552 Too many recipients',
     '4.5.3 Error: too many recipients',
+    '452-4.5.3 Domain policy size per transaction exceeded, please try this recipient in a separate transaction.',
   ])('is true for %s', (reply) => {
     expect(isTooManyRecipients(reply)).toBe(true);
   });
@@ -245,6 +292,9 @@ describe('isTooManyRecipients', () => {
     '450 4.7.1 Error: too many recipients from 198.51.100.7',
     '421 4.7.0 Too many connections',
     '452 4.3.1 Insufficient system storage',
+    // X.5.3 whose words name another limit: a quota or a rate, not the envelope.
+    '452 4.5.3 Daily message limit exceeded',
+    '452 4.5.3 Hourly message limit exceeded',
     '',
   ])('is false for %s', (reply) => {
     expect(isTooManyRecipients(reply)).toBe(false);
