@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import { isAbortedError, isDeliveryError, type Mailer, type MailerEvents, type RateWindow } from '../src/index.js';
 import type { ThrottlingSmtpServer } from '../src/testing/index.js';
@@ -391,6 +392,18 @@ describe('createMailer().send against a throttling server', () => {
     expect(reused).not.toHaveProperty('messageId'); // the Message-ID mailpacer adds goes on its copy
   });
 
+  it('fails a message whose stream attachment its first attempt read once a retry finds it read, not after every retry', async () => {
+    const srv = await server({ greylist: { delayMs: 50 } });
+    const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, greylistDelay: '100ms' } });
+    const attachments = [{ filename: 'a.txt', content: Readable.from(['x'.repeat(20_000)]) }];
+    const error = await m.send({ ...message(1), attachments }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'DeliveryError', decision: 'permanent', attempts: 2 });
+    expect((error as Error).message).toContain('Content stream was already read');
+    // The same message with a Buffer goes at its second attempt.
+    const sent = await m.send({ ...message(2), attachments: [{ filename: 'a.txt', content: Buffer.from('x'.repeat(20_000)) }] });
+    expect(sent.attempts).toBe(2);
+  });
+
   it('resolves with nodemailer info plus attempts and provider, keeping one Message-ID across retries', async () => {
     const srv = await server({ script: [{ match: 'user1@example.net', code: 451, reply: '451 4.3.0 Temporary failure', times: 2, at: 'data' }] });
     const m = mailer({ providers: { primary: { transport: srv.transportOptions() } }, retry: fast });
@@ -501,7 +514,7 @@ describe('an abort or close() while a message is on the wire, or partly sent', (
     const controller = new AbortController();
     const waiting = m.send(message(1), { signal: controller.signal }).catch((e: unknown) => e);
     // Taken by the open connection, which waits for the next slot (a minute on).
-    await vi.waitFor(async () => expect(await m.stats()).toMatchObject([{ queued: 0, inFlight: 1 }]));
+    await vi.waitFor(async () => expect(await m.stats()).toMatchObject([{ queued: 0, inFlight: 1 }]), { timeout: 10_000, interval: 20 });
     controller.abort();
     expect(await waiting).toMatchObject({ name: 'AbortedError' });
     expect(srv.accepted).toHaveLength(1);
@@ -514,7 +527,7 @@ describe('an abort or close() while a message is on the wire, or partly sent', (
     const events = record(m);
     const controller = new AbortController();
     const sent = m.send({ ...message(1), to: ['a@example.net', 'b@example.net'], id: 'two-parts' }, { signal: controller.signal }).catch((e: unknown) => e);
-    await vi.waitFor(() => expect(srv.accepted).toHaveLength(1));
+    await vi.waitFor(() => expect(srv.accepted).toHaveLength(1), { timeout: 10_000, interval: 20 });
     controller.abort();
     const error = await sent;
     expect(error).toMatchObject({ name: 'DeliveryError', inDoubt: true, messageId: 'two-parts' });
