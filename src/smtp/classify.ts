@@ -50,6 +50,19 @@ const QUOTA = anyOf(
 );
 /** On a 5xx, reputation or policy words make it a block, even when the text also mentions a rate. */
 const BLOCKED = anyOf('black ?list', 'block ?list', 'blocked using', '\\blisted (?:at|in|on|by)\\b', 'spam', 'reputation', 'dnsbl', '\\bpolicy\\b');
+/**
+ * On a 5xx, our account can no longer send at all (SES's "Sending paused for this account",
+ * Microsoft's "The sending account has been banned", an IAM user "not authorized to perform
+ * ses:SendRawEmail", Workspace's "Invalid credentials for relay"): like refused credentials, every
+ * message would fail the same way, and the recipients are not at fault. Said of the sender's account
+ * only: "The email account that you tried to reach is disabled" and Yahoo's "This account has been
+ * disabled or discontinued" are the recipient's.
+ */
+const ACCOUNT_STOPPED = anyOf(
+  "\\b(?:sending|your|sender(?:['’]s)?) account\\b[^.]{0,30}\\b(?:banned|suspended|disabled|paused|deactivated)",
+  '\\b(?:sending|submission) (?:is |has been )?(?:paused|suspended|disabled) for (?:this|your) account',
+  'not authorized to perform', 'invalid credentials',
+);
 /** Too many simultaneous connections or sessions: open fewer. */
 const CONNECTIONS = anyOf(
   'too many\\b[^.]{0,30}\\b(?:connections|sessions)', 'concurrent\\b[^.]{0,30}\\bconnections',
@@ -329,6 +342,7 @@ function byWords(r: Reply): DecisionKind | undefined {
  * down to. A sending quota is the one exception (Gmail's 550 5.4.5: it resets).
  */
 function byWords5xx(t: string): DecisionKind | undefined {
+  if (ACCOUNT_STOPPED.test(t)) return 'auth';
   if (MAILBOX_FULL.test(t) || MESSAGE_QUOTA.test(t)) return 'permanent';
   if (QUOTA.test(t)) return 'quota-exceeded';
   if (BLOCKED.test(t) || GREYLIST.test(t) || RECIPIENT_THROTTLE.test(t) || CONNECTIONS.test(t) || RATE.test(t)) return 'permanent';

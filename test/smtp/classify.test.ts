@@ -178,6 +178,19 @@ const cases: Case[] = [
   { server: 'Outlook', input: '530 5.7.57 Client not authenticated to send mail. [AM0PR02CA0001.eurprd02.prod.outlook.com]', kind: 'auth' },
   { server: 'unknown text at AUTH LOGIN', input: { code: 'EAUTH', responseCode: 550, response: '550 Denied', command: 'AUTH LOGIN' }, kind: 'auth' },
   { server: 'nodemailer, no credentials', input: { code: 'EAUTH', message: 'Missing credentials for "PLAIN"', command: 'API' }, kind: 'auth' },
+  // The sending account can send no more: stop the provider, the recipients are not at fault.
+  { server: 'Amazon SES, sending paused', input: '554 Message rejected: Sending paused for this account. For more information, please check the inbox of the email address associated with your AWS account.', kind: 'auth' },
+  {
+    server: 'Amazon SES, IAM permission',
+    input: "554 Access denied: User `arn:aws:iam::123456789012:user/ses-smtp-user' is not authorized to perform `ses:SendRawEmail' on resource `arn:aws:ses:eu-west-1:123456789012:identity/example.com'",
+    kind: 'auth',
+  },
+  { server: 'Microsoft 365, account banned', input: '550 5.7.501 Access denied, spam abuse detected. The sending account has been banned due to detected spam activity. For details, see https://aka.ms/EXOSmtpErrors', kind: 'auth' },
+  { server: 'account suspended for volume: not a pace either', input: '550 5.7.1 Your account has been suspended for sending too many messages', kind: 'auth' },
+  { server: 'Google Workspace relay, credentials', input: "550-5.7.1 Invalid credentials for relay [203.0.113.5]. The IP address you've registered in your Workspace SMTP Relay service doesn't match the domain of the account this email is being sent from.", kind: 'auth' },
+  // The recipient's account: that message only.
+  { server: 'Gmail, recipient disabled', input: '550-5.2.1 The email account that you tried to reach is disabled. Learn more at https://support.google.com/mail/?p=DisabledUser', kind: 'permanent' },
+  { server: 'Yahoo, recipient disabled', input: '554 delivery error: dd Sorry your message to someone@yahoo.com cannot be delivered. This account has been disabled or discontinued [#102].', kind: 'permanent' },
   // A stream attachment the first attempt read: every retry would fail the same way.
   { server: 'nodemailer, stream content read already', input: { code: 'ESTREAM', message: 'Content stream was already read or destroyed' }, kind: 'permanent' },
   { server: 'nodemailer, stream that failed', input: { code: 'ESTREAM', message: 'Premature close' }, kind: 'transient' },
@@ -226,7 +239,6 @@ const cases: Case[] = [
     kind: 'permanent',
   },
   // A 5xx with a pace's words is still a refusal (RFC 5321 4.2.1): not retried, the lane not slowed.
-  { server: 'account suspended for volume', input: '550 5.7.1 Your account has been suspended for sending too many messages', kind: 'permanent' },
   { server: 'Postfix-style words on a 5xx', input: '550 5.7.1 Too much mail from 203.0.113.5 - rejected', kind: 'permanent' },
   { server: 'volume block', input: '554 5.7.1 Rejected: high volume of unsolicited messages from your network', kind: 'permanent' },
   { server: 'greylist words on a 5xx', input: '550 4.7.1 Greylisted', kind: 'permanent' },
