@@ -11,7 +11,8 @@ export class ConfigFileError extends Error {
 /**
  * Loads the `createMailer` options from a config file: `.json`, or a module (`.js`, `.mjs`,
  * `.cjs`, and `.ts`/`.mts`/`.cts` when `tsx` is installed) whose default export, or `config`
- * export, is the options. The options are validated later, by `createMailer`.
+ * export, is the options, a promise of them, or a function (async or not) that returns them
+ * (called once, without arguments). The options are validated later, by `createMailer`.
  */
 export async function loadConfigFile(file: string): Promise<MailerOptions> {
   const path = resolve(file);
@@ -35,15 +36,37 @@ export async function loadConfigFile(file: string): Promise<MailerOptions> {
   const module = /^\.[mc]?ts$/.test(ext) ? await importTypeScript(path, file) : await importModule(path, file);
   let options = module.default ?? module.config;
   // A CommonJS module (or TypeScript compiled as one) arrives as { default: module.exports }.
-  if (isObject(options) && !('providers' in options)) {
+  if (isObject(options) && !('providers' in options) && !isThenable(options)) {
     const inner = (options as ConfigModule).default ?? (options as ConfigModule).config;
-    if (isObject(inner)) options = inner;
+    if (isObject(inner) || typeof inner === 'function') options = inner;
   }
-  if (!isObject(options)) {
-    throw new ConfigFileError(`config file ${file} exports no options: expected \`export default { providers: ... }\` or \`export const config = { ... }\``);
+  options = await resolveOptions(options, file);
+  if (!isObject(options) || Array.isArray(options)) {
+    throw new ConfigFileError(`config file ${file} exports no options: expected ${EXPECTED}${describe(options)}`);
   }
   return options as MailerOptions;
 }
+
+const EXPECTED = '`export default { providers: ... }`, `export const config = { ... }`, or a function (async or not) returning the options';
+
+/** The options behind a promise or a function: awaited, and called (once, without arguments). */
+async function resolveOptions(exported: unknown, file: string): Promise<unknown> {
+  try {
+    let options = await exported;
+    if (typeof options === 'function') options = await (options as () => unknown)();
+    return options;
+  } catch (error) {
+    throw new ConfigFileError(`config file ${file}: its exported ${typeof exported === 'function' ? 'function' : 'promise'} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+  }
+}
+
+/** What came instead of the options, for the error: ` (got a string)`. */
+function describe(value: unknown): string {
+  if (value === undefined) return '';
+  return ` (got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`})`;
+}
+
+const isThenable = (value: unknown): boolean => typeof (value as { then?: unknown } | null)?.then === 'function';
 
 const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
 

@@ -26,6 +26,13 @@ export function windowText(max: number, perMs: number): string {
   return `${count(max)}/${unit ? `${perMs / unit[0]}${unit[1]}` : `${perMs}ms`}`;
 }
 
+/** Why a file could not be read or written, in a few words: `no such file`, `permission denied`. */
+export function fileProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  const known: Record<string, string> = { ENOENT: 'no such file or directory', EISDIR: 'it is a directory', EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'read-only file system', ENOTDIR: 'a part of the path is not a directory' };
+  return (code !== undefined && known[code]) || (error as Error)?.message || String(error);
+}
+
 /** The error's message, and with `verbose` its stack and causes. */
 export function errorText(error: unknown, verbose: boolean): string {
   if (!(error instanceof Error)) return String(error);

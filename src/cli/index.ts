@@ -13,22 +13,42 @@ const HELP = `mailpacer: bulk email through nodemailer, paced under your provide
 usage:
   mailpacer demo [--recipients N]
       A newsletter to a local SMTP server that throttles like a real one; shows the adaptation.
-  mailpacer check --config FILE [--count N]
+  mailpacer check -c FILE [-n N]
       Validates the config, verifies each provider's SMTP login, shows its limits and how long
       a batch of N messages (default 10,000) takes under them.
-  mailpacer send --config FILE --to LIST.csv --template FILE --from ADDR
-                 [--subject S] [--batch-id ID] [--failures OUT.csv] [--provider NAME]
-      One message per row of LIST.csv (an "email" column; the others fill {{field}} in the
-      template, whose first line may be "Subject: ..."). A re-run with the same batch id sends
-      nothing twice: without Redis in the config, sent ids are kept in .mailpacer-<batch-id>.sent
-      next to the list. Failures go to OUT.csv (default failures-<batch-id>.csv next to the list).
+  mailpacer send -c FILE --to LIST.csv -t FILE -f ADDR [-s S] [--batch-id ID]
+                 [--failures OUT.csv] [-p NAME] [--resend-in-doubt]
+      One message per row of LIST.csv (an "email" column holding one address per row; the others
+      fill {{field}} in the template, whose first line may be "Subject: ..."). Every row is checked
+      before anything is sent. A re-run with the same batch id sends nothing twice: without Redis
+      in the config, outcomes are kept in .mailpacer-<batch-id>.sent next to the list. Failures
+      and messages in doubt go to OUT.csv (default failures-<batch-id>.csv next to the list).
 
-  --verbose   full error details (and retries while sending)
-  --help      this text
+options:
+  -c, --config FILE     the createMailer options: .js, .mjs, .cjs, .json, or .ts (with tsx
+                        installed); the default export (or \`config\` export) is the options, a
+                        promise of them, or a function (async or not) returning them
+  -n, --count N         check: the batch size to estimate (default 10,000)
+      --recipients N    demo: how many recipients (default 2,000)
+      --to LIST.csv     send: the list
+  -t, --template FILE   send: the template; .html/.htm is sent as HTML (values escaped)
+  -f, --from ADDR       send: the sender, one address: news@example.org or "News <news@example.org>"
+  -s, --subject S       send: the subject (a template too), over the template's Subject: line
+      --batch-id ID     send: names the batch, so that a re-run resumes it
+                        (default: from the list's path, the template and the subject)
+      --failures FILE   send: where to write the failures CSV (then written even when empty)
+  -p, --provider NAME   send: the provider to send through (default the config's first)
+      --resend-in-doubt
+                        send: send again the messages in doubt (the connection was lost after
+                        they went out): the server may have them already, so they may duplicate
+      --verbose         full error details (and retries while sending)
+  -h, --help            this text
 
-config FILE: .js, .mjs, .cjs, .json, or .ts (with tsx installed); its default export (or
-\`config\` export) is the createMailer options.
-exit status: 0 ok, 1 a check or a message failed, 2 bad usage, 130 interrupted.`;
+Ctrl-C (or SIGTERM) stops cleanly: sends on the wire finish and are recorded; a second one quits
+at once, and records the messages still on the wire as in doubt.
+exit status: 0 ok; 1 a check failed (an invalid config, for check), or a message failed or is
+in doubt; 2 bad usage or input (a missing or unreadable file; for send, an invalid config, list
+row, template or address): nothing was sent; 130 interrupted (run the same command again).`;
 
 const COMMON = { verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
 const FLAGS = {
@@ -44,6 +64,7 @@ const FLAGS = {
     'batch-id': { type: 'string' },
     failures: { type: 'string' },
     provider: { type: 'string', short: 'p' },
+    'resend-in-doubt': { type: 'boolean' },
   },
 } as const satisfies Record<string, ParseArgsConfig['options']>;
 
@@ -83,7 +104,10 @@ export async function main(argv: readonly string[], err: NodeJS.WritableStream =
         template: required('--template', str('template')),
         from: required('--from', str('from')),
         verbose,
+        err,
         signal: stop.signal,
+        onQuit: stop.onQuit,
+        resendInDoubt: values['resend-in-doubt'] === true,
         ...(subject !== undefined && { subject }),
         ...(batchId !== undefined && { batchId }),
         ...(failures !== undefined && { failures }),
@@ -100,10 +124,11 @@ export async function main(argv: readonly string[], err: NodeJS.WritableStream =
     if (isConfigError(error)) {
       err.write(configErrorLines(error).join('\n') + '\n');
       if (verbose) err.write(`${errorText(error, true)}\n`);
-      return 1;
+      // Validating the config is one of check's checks; for send, a bad config is bad input.
+      return command === 'check' ? 1 : 2;
     }
     err.write(`mailpacer ${command}: ${errorText(error, verbose)}${verbose || !isUnexpected(error) ? '' : ' (--verbose for details)'}\n`);
-    return 1;
+    return isInputError(error) ? 2 : 1;
   }
 }
 
@@ -139,20 +164,46 @@ function positive(flag: string, value: string): number {
   return n;
 }
 
-/** Errors the commands throw on purpose carry a sentence; anything else is worth a stack trace. */
-const isUnexpected = (error: unknown): boolean =>
-  !(error instanceof Error) || !['ConfigFileError', 'CsvError', 'TemplateError', 'SendInputError', 'DeliveryError'].includes(error.name);
+/** Problems with what the command was given (files, list, template, addresses), found before anything was sent: exit status 2. */
+const INPUT_ERRORS = ['ConfigFileError', 'CsvError', 'TemplateError', 'ListError', 'SendInputError'];
+const isInputError = (error: unknown): boolean => error instanceof Error && INPUT_ERRORS.includes(error.name);
 
-/** First Ctrl-C: stop the batch cleanly (sends on the wire finish). Second: quit now. */
+/** Errors the commands throw on purpose carry a sentence; anything else is worth a stack trace. */
+const isUnexpected = (error: unknown): boolean => !isInputError(error) && !(error instanceof Error && error.name === 'DeliveryError');
+
+/**
+ * First Ctrl-C or SIGTERM (`kill`, `docker stop`): stop the batch cleanly (sends on the wire finish
+ * and are recorded). Second: quit now, after the command's quit handler (`onQuit`) recorded what it
+ * can, synchronously, and said what it could not.
+ */
 function interruptible(err: NodeJS.WritableStream) {
   const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130);
-    err.write('\nstopping: letting sends on the wire finish (Ctrl-C again to quit at once)\n');
+  let onQuit: (() => string) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      let line = 'quitting at once: nothing was sent';
+      try {
+        if (onQuit) line = onQuit();
+      } catch (error) {
+        line = `quitting at once; recording the messages on the wire failed (${(error as Error).message}): a re-run may send them again`;
+      }
+      err.write(`\n${line}\n`);
+      process.exit(130);
+    }
+    const again = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+    err.write(`\n${signal === 'SIGINT' ? '' : `${signal}: `}stopping: letting sends on the wire finish (${again} again to quit at once)\n`);
     controller.abort(new Error('interrupted'));
   };
-  process.on('SIGINT', onSigint);
-  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    onQuit: (handler: () => string) => void (onQuit = handler),
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
 // Output piped into `head` that closed early: the command still finishes, with its exit status.

@@ -8,6 +8,8 @@ export type { Output };
 export interface ProgressView {
   /** How often the view wants `progress` events (the batch's `progressInterval`), in milliseconds. */
   readonly intervalMs: number;
+  /** A live bar, redrawn in place: other output to the terminal goes through `log`. */
+  readonly live: boolean;
   update(event: ProgressEvent): void;
   /** Prints a line above the bar (or between progress lines). */
   log(line: string): void;
@@ -48,6 +50,7 @@ function barView(total: number | undefined, stream: Output): ProgressView {
   const bar = bars.create(total ?? 0, 0, { sent: 0, failed: 0, rate: '0.0', etaText: '-' });
   return {
     intervalMs: 250,
+    live: true,
     update(e) {
       bar.setTotal(total ?? Math.max(e.total, 1));
       bar.update(done(e), { sent: count(e.sent), failed: count(e.failed), rate: e.ratePerSecond.toFixed(1), etaText: eta(e.etaMs) });
@@ -76,6 +79,7 @@ function lineView(total: number | undefined, stream: Output, everyMs: number): P
   };
   return {
     intervalMs: 1_000,
+    live: false,
     update(e) {
       last = e;
       if (Date.now() - printedAt >= everyMs) print(e);

@@ -99,8 +99,8 @@ export default config;
     expect(failed.code).toBe(1);
   });
 
-  it('says so in one line when the config file does not exist', async () => {
+  it('says so in one line when the config file does not exist, exit status 2', async () => {
     const result = await runCli(['check', '--config', join(dir.path, 'nope.js')]);
-    expect(result).toMatchObject({ code: 1, stderr: `mailpacer check: cannot read config file ${join(dir.path, 'nope.js')}: no such file\n` });
+    expect(result).toMatchObject({ code: 2, stderr: `mailpacer check: cannot read config file ${join(dir.path, 'nope.js')}: no such file\n` });
   });
 });
