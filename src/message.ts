@@ -50,30 +50,27 @@ export function prepareMessage(message: Message): PreparedMessage | { problem: s
   if (id !== undefined && (typeof id !== 'string' || id.length === 0)) return { problem: 'message id must be a non-empty string' };
   // The copy above is shallow: address lists and objects are copied too, so that a caller who
   // changes them in place while the message waits changes neither whom it goes to nor the events.
-  for (const key of ADDRESS_FIELDS) if (typeof mail[key] === 'object' && mail[key] !== null) (mail as Record<string, unknown>)[key] = snapshot(mail[key]);
-  const recipients: string[] = [];
-  let bad: string | undefined;
+  snapshotFields(mail as Record<string, unknown>, ADDRESS_FIELDS);
+  // With an envelope, nodemailer sends to its to, cc and bcc, and to none of the headers'.
+  let listed = mail as Record<string, unknown>;
   if (typeof mail.envelope === 'object' && mail.envelope !== null) {
-    const envelope: Record<string, unknown> = { ...mail.envelope };
-    for (const key of ENVELOPE_FIELDS) if (typeof envelope[key] === 'object' && envelope[key] !== null) envelope[key] = snapshot(envelope[key]);
-    mail.envelope = envelope as SendMailOptions['envelope'];
-    // With an envelope, nodemailer sends to its to, cc and bcc, and to none of the headers'.
-    bad = list(envelope.to, recipients, 0) ?? list(envelope.cc, recipients, 0) ?? list(envelope.bcc, recipients, 0);
-  } else {
-    bad = list(mail.to, recipients, 0) ?? list(mail.cc, recipients, 0) ?? list(mail.bcc, recipients, 0);
+    listed = { ...mail.envelope };
+    snapshotFields(listed, ENVELOPE_FIELDS);
+    mail.envelope = listed as SendMailOptions['envelope'];
   }
+  const recipients: string[] = [];
+  const bad = list(listed.to, recipients, 0) ?? list(listed.cc, recipients, 0) ?? list(listed.bcc, recipients, 0);
   if (bad !== undefined) return { problem: `malformed recipient address ${bad}` };
   if (recipients.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)' };
   if (!mail.messageId) mail.messageId = `<${MESSAGE_ID_PREFIX}.${(++messageCount).toString(36)}@${senderDomain(mail.from)}>`;
-  // One recipient (a newsletter's message) is unique already.
-  return { id, provider, mail, recipients: recipients.length === 1 ? recipients : [...new Set(recipients)] };
+  return { id, provider, mail, recipients: unique(recipients) };
 }
 
 /** Every well-formed address of an address field, however it was written, once each. */
 export function addresses(input: AddressInput): string[] {
   const out: string[] = [];
   list(input, out, 0);
-  return out.length > 1 ? [...new Set(out)] : out;
+  return unique(out);
 }
 
 /**
@@ -262,6 +259,14 @@ function snapshot<T>(value: T, depth = 0): T {
   if (Array.isArray(value)) return (depth < MAX_NESTING ? value.map((item: unknown) => snapshot(item, depth + 1)) : value) as T;
   return typeof value === 'object' && value !== null ? { ...value } : value;
 }
+
+/** Copies, in place, the fields of `record` named in `keys` that hold arrays or objects (see `snapshot`). */
+function snapshotFields(record: Record<string, unknown>, keys: readonly string[]): void {
+  for (const key of keys) if (typeof record[key] === 'object' && record[key] !== null) record[key] = snapshot(record[key]);
+}
+
+/** The addresses once each; one address (a newsletter's message) is unique already, and not copied. */
+const unique = (list: string[]): string[] => (list.length > 1 ? [...new Set(list)] : list);
 
 /** An entry that is neither text nor an address object, for the problem. */
 function describe(value: unknown): string {
