@@ -25,7 +25,9 @@ export function collectSecrets(transport: unknown): string[] {
   const visit = (value: unknown, depth: number) => {
     if (depth > 3 || typeof value !== 'object' || value === null) return;
     for (const [key, inner] of Object.entries(value)) {
-      if (typeof inner === 'string' && SECRET_KEYS.includes(key) && inner.length >= MIN_SECRET_LENGTH) secrets.push(inner);
+      // A number is sent as its digits (nodemailer makes a string of it): `pass: 73915286` too.
+      const text = typeof inner === 'string' ? inner : typeof inner === 'number' || typeof inner === 'bigint' ? String(inner) : undefined;
+      if (text !== undefined && SECRET_KEYS.includes(key) && text.length >= MIN_SECRET_LENGTH) secrets.push(text);
       else if (key === 'auth' || key === 'dkim' || key === 'oauth2') visit(inner, depth + 1);
     }
   };

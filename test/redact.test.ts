@@ -167,6 +167,22 @@ describe('credentials echoed by a server in its 535 reply', () => {
     });
   }
 
+  it('reach no event or error when the password is given as a number (nodemailer sends its digits)', async () => {
+    const { port } = await echoServer();
+    const user = 'ab@example.org12345';
+    const pass = 73915286;
+    for (const authMethod of ['PLAIN', 'LOGIN']) {
+      const m = createMailer({ providers: { n: { transport: { host: '127.0.0.1', port, ignoreTLS: true, authMethod, auth: { user, pass } } } }, retry: { retries: 0 } });
+      mailers.push(m);
+      const events = record(m);
+      const error = await m.send({ from: 'a@example.org', to: 'x@example.net', text: 't' }).catch((e: unknown) => e);
+      expect(isDeliveryError(error) && error.decision).toBe('auth');
+      // The server echoed the AUTH exchange, so the digits were there to leak.
+      expect((error as { response: string }).response).toContain('[redacted]');
+      expect(leaks([error, events, await m.stats()], user, String(pass))).toEqual([]);
+    }
+  });
+
   it('reach no event or error with XOAUTH2', async () => {
     const { port } = await echoServer();
     const user = 'ab@example.org12345';
