@@ -6,7 +6,7 @@
 //   REDIS_URL: keep limits and the batch ledger in Redis, so that a re-run in another process
 //   skips what was sent (run it twice: the second run sends nothing); unset: in-process state.
 //   BATCH_ID: the batch id. @default 'newsletter-2026-11'
-import { createMailer, type BatchReport, type ProgressEvent, type RetryEvent } from 'mailpacer';
+import { createMailer, isBatchSourceError, type BatchReport, type ProgressEvent, type RetryEvent } from 'mailpacer';
 import { startThrottlingSmtpServer } from 'mailpacer/testing';
 
 interface Subscriber {
@@ -77,6 +77,13 @@ try {
     progressInterval: '1s',
     signal: stop.signal,
   });
+} catch (error) {
+  // The cursor failed (its database went away): what was started has settled, and the report
+  // says what was done; a re-run with the same id sends the rest.
+  if (!isBatchSourceError(error)) throw error;
+  console.error(`the subscriber cursor failed: ${String(error.cause)}`);
+  report = error.report;
+  process.exitCode = 1;
 } finally {
   await mailer.close();
   await local?.close();

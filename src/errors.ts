@@ -1,3 +1,4 @@
+import type { BatchReport } from './batch/batch.js';
 import type { DecisionKind } from './smtp/decision.js';
 
 /** Stable machine-readable codes of every error mailpacer throws. */
@@ -6,7 +7,8 @@ export type MailpacerErrorCode =
   | 'ERR_MAILPACER_DELIVERY'
   | 'ERR_MAILPACER_CLOSED'
   | 'ERR_MAILPACER_ABORTED'
-  | 'ERR_MAILPACER_REDIS';
+  | 'ERR_MAILPACER_REDIS'
+  | 'ERR_MAILPACER_BATCH_SOURCE';
 
 /** Base class of every error mailpacer throws. Check `code`, or use the `is*Error()` guards. */
 export class MailpacerError extends Error {
@@ -99,6 +101,23 @@ export class RedisUnavailableError extends MailpacerError {
   }
 }
 
+/**
+ * The source of a `sendBatch` failed: its `next()` threw (a cursor that lost its database) or its
+ * `return()` did. `sendBatch` rejects with it once every message it started has settled; `report`
+ * counts them as a resolved batch would, and `cause` is the source's own error. With a batch `id`,
+ * a re-run sends what was left.
+ */
+export class BatchSourceError extends MailpacerError {
+  override name = 'BatchSourceError' as const;
+  /** What the batch did before it stopped, every message it started settled. */
+  readonly report: BatchReport;
+
+  constructor(message: string, report: BatchReport, options: { cause: unknown }) {
+    super('ERR_MAILPACER_BATCH_SOURCE', message, options);
+    this.report = report;
+  }
+}
+
 // Guards check `name` as well as `instanceof`, so that they work across realms and duplicate installs.
 const hasName = (value: unknown, name: string): boolean =>
   typeof value === 'object' && value !== null && (value as { name?: unknown }).name === name;
@@ -109,3 +128,4 @@ export const isMailpacerError = (value: unknown): value is MailpacerError =>
 export const isConfigError = (value: unknown): value is ConfigError => value instanceof ConfigError || hasName(value, 'ConfigError');
 export const isDeliveryError = (value: unknown): value is DeliveryError => value instanceof DeliveryError || hasName(value, 'DeliveryError');
 export const isAbortedError = (value: unknown): value is AbortedError => value instanceof AbortedError || hasName(value, 'AbortedError');
+export const isBatchSourceError = (value: unknown): value is BatchSourceError => value instanceof BatchSourceError || hasName(value, 'BatchSourceError');

@@ -11,10 +11,12 @@ export {
   DeliveryError,
   AbortedError,
   RedisUnavailableError,
+  BatchSourceError,
   isMailpacerError,
   isConfigError,
   isDeliveryError,
   isAbortedError,
+  isBatchSourceError,
 } from './errors.js';
 export type { ConfigIssue, MailpacerErrorCode } from './errors.js';
 export type {

@@ -286,7 +286,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         if (closed) throw new AbortedError('mailer is closed', { closed: true });
         const prepared = prepareMessage(message);
         if ('problem' in prepared) {
-          throw refused(typeof message?.provider === 'string' ? message.provider : providers[0]!, typeof message?.id === 'string' ? message.id : undefined, [], prepared.problem);
+          throw refused(typeof message?.provider === 'string' ? message.provider : providers[0]!, typeof message?.id === 'string' ? message.id : undefined, prepared.recipients, prepared.problem);
         }
         deliverNow(prepared, { signal: withClosing(sendOptions.signal) }, resolve, reject);
       });
@@ -307,7 +307,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt, signal }),
         resendInDoubt,
         emitProgress: (event) => emitter.emit('progress', event),
-        emitFailed: (id, problem, cause) => void refused(providers[0]!, id, [], problem, cause),
+        emitFailed: (id, recipients, problem, cause) => void refused(providers[0]!, id, recipients, problem, cause),
         progressIntervalMs,
         waveIntervalMs,
       });

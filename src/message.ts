@@ -10,6 +10,12 @@ export interface Message extends SendMailOptions {
   provider?: string;
 }
 
+/** A message refused before sending: what is wrong, and the well-formed recipients it named (who did not get it). */
+export interface Refusal {
+  problem: string;
+  recipients: string[];
+}
+
 export interface PreparedMessage {
   id: string | undefined;
   provider: string | undefined;
@@ -44,10 +50,9 @@ let messageCount = 0;
  * Checks a message and readies it for sending, or says what is wrong with it. The Message-ID is
  * fixed here, once, so that every retry carries the same one and receivers can tell duplicates.
  */
-export function prepareMessage(message: Message): PreparedMessage | { problem: string } {
-  if (typeof message !== 'object' || message === null) return { problem: 'expected a message object' };
+export function prepareMessage(message: Message): PreparedMessage | Refusal {
+  if (typeof message !== 'object' || message === null) return { problem: 'expected a message object', recipients: [] };
   const { id, provider, ...mail } = message;
-  if (id !== undefined && (typeof id !== 'string' || id.length === 0)) return { problem: 'message id must be a non-empty string' };
   // The copy above is shallow: address lists and objects are copied too, so that a caller who
   // changes them in place while the message waits changes neither whom it goes to nor the events.
   snapshotFields(mail as Record<string, unknown>, ADDRESS_FIELDS);
@@ -59,9 +64,13 @@ export function prepareMessage(message: Message): PreparedMessage | { problem: s
     mail.envelope = listed as SendMailOptions['envelope'];
   }
   const recipients: string[] = [];
-  const bad = list(listed.to, recipients, 0) ?? list(listed.cc, recipients, 0) ?? list(listed.bcc, recipients, 0);
-  if (bad !== undefined) return { problem: `malformed recipient address ${bad}` };
-  if (recipients.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)' };
+  // Each field is listed even after one is bad: a refusal names every well-formed recipient.
+  const badTo = list(listed.to, recipients, 0);
+  const badCc = list(listed.cc, recipients, 0);
+  const bad = badTo ?? badCc ?? list(listed.bcc, recipients, 0);
+  if (id !== undefined && (typeof id !== 'string' || id.length === 0)) return { problem: 'message id must be a non-empty string', recipients: unique(recipients) };
+  if (bad !== undefined) return { problem: `malformed recipient address ${bad}`, recipients: unique(recipients) };
+  if (recipients.length === 0) return { problem: 'message has no recipients (to, cc, bcc or envelope.to)', recipients };
   if (!mail.messageId) mail.messageId = `<${MESSAGE_ID_PREFIX}.${(++messageCount).toString(36)}@${senderDomain(mail.from)}>`;
   return { id, provider, mail, recipients: unique(recipients) };
 }

@@ -41,9 +41,11 @@ describe('prepareMessage', () => {
   });
 
   it('says what is wrong with a message it cannot send', () => {
-    expect(prepareMessage({ from: 'a@example.org' })).toEqual({ problem: 'message has no recipients (to, cc, bcc or envelope.to)' });
-    expect(prepareMessage({ from: 'a@example.org', to: 'nobody' })).toEqual({ problem: 'malformed recipient address "nobody"' });
-    expect(prepareMessage({ id: '', to: 'x@example.net' })).toEqual({ problem: 'message id must be a non-empty string' });
+    expect(prepareMessage({ from: 'a@example.org' })).toEqual({ problem: 'message has no recipients (to, cc, bcc or envelope.to)', recipients: [] });
+    expect(prepareMessage({ from: 'a@example.org', to: 'nobody' })).toEqual({ problem: 'malformed recipient address "nobody"', recipients: [] });
+    expect(prepareMessage({ id: '', to: 'x@example.net' })).toEqual({ problem: 'message id must be a non-empty string', recipients: ['x@example.net'] });
+    // A refusal names the well-formed recipients the message did not reach.
+    expect(prepareMessage({ to: ['ok@example.net', 'nobody'], cc: 'Ok <ok@example.net>, two@example.net' })).toEqual({ problem: 'malformed recipient address "nobody"', recipients: ['ok@example.net', 'two@example.net'] });
   });
 
   // What nodemailer's parser made of each (see the comments): it rewrites rather than refuses.
@@ -65,7 +67,7 @@ describe('prepareMessage', () => {
     ['user @ example.net', 'user @ example.net'],
     ['x@example.net, not-an-address', 'not-an-address'], // x@ only
   ])('refuses %j, which nodemailer would not send as written, naming it', (to, named) => {
-    expect(prepareMessage({ from: 'a@example.org', to })).toEqual({ problem: `malformed recipient address ${JSON.stringify(named)}` });
+    expect(prepareMessage({ from: 'a@example.org', to })).toMatchObject({ problem: `malformed recipient address ${JSON.stringify(named)}` });
   });
 
   it.each([
@@ -82,7 +84,7 @@ describe('prepareMessage', () => {
     [`a@${'x'.repeat(64)}.net`],
     ['""@example.net'],
   ])('refuses %j, which is no address (one @, a local part, a domain of letters, digits and inner hyphens)', (to) => {
-    expect(prepareMessage({ from: 'a@example.org', to })).toEqual({ problem: `malformed recipient address ${JSON.stringify(to)}` });
+    expect(prepareMessage({ from: 'a@example.org', to })).toMatchObject({ problem: `malformed recipient address ${JSON.stringify(to)}` });
   });
 
   it('refuses a malformed address wherever it is: in cc or bcc, in a list, in an address object, or no address at all', () => {
@@ -129,7 +131,7 @@ describe('prepareMessage', () => {
       'c@example.net',
       'b@example.net',
     ]);
-    expect(prepareMessage({ from: 'a@example.org', to: 'x@example.net', envelope: { from: 'bounce@example.org' } })).toEqual({ problem: 'message has no recipients (to, cc, bcc or envelope.to)' });
+    expect(prepareMessage({ from: 'a@example.org', to: 'x@example.net', envelope: { from: 'bounce@example.org' } })).toEqual({ problem: 'message has no recipients (to, cc, bcc or envelope.to)', recipients: [] });
   });
 
   it('copies the address lists, so that changing them in place after preparing changes neither the recipients nor what nodemailer gets', () => {

@@ -1,5 +1,5 @@
 import type { BeforeSend } from '../lanes/lane.js';
-import { AbortedError, isAbortedError, isDeliveryError } from '../errors.js';
+import { AbortedError, BatchSourceError, isAbortedError, isDeliveryError } from '../errors.js';
 import type { ProgressEvent } from '../events.js';
 import { prepareMessage, type Message, type PreparedMessage } from '../message.js';
 import { sleep } from '../retry/sleep.js';
@@ -72,7 +72,7 @@ export interface BatchContext {
   resendInDoubt: boolean;
   emitProgress: (event: ProgressEvent) => void;
   /** Reports a message that failed before it reached a lane (build threw, bad address). */
-  emitFailed: (id: string, problem: string, cause?: unknown) => void;
+  emitFailed: (id: string, recipients: string[], problem: string, cause?: unknown) => void;
   progressIntervalMs: number;
   waveIntervalMs: number | undefined;
 }
@@ -152,13 +152,13 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   /** Checks and routes a message; `undefined` when it was refused (and counted as failed). */
   const prepare = (message: Message, id: string): PreparedMessage | undefined => {
     const prepared = prepareMessage(message);
-    if ('problem' in prepared) return void refuse(id, prepared.problem);
+    if ('problem' in prepared) return void refuse(id, prepared.problem, undefined, prepared.recipients);
     if (prepared.provider === undefined && options.route) {
       let routed: string | undefined;
       try {
         routed = options.route(message);
       } catch (error) {
-        return void refuseFor('route', id, error);
+        return void refuseFor('route', id, error, prepared.recipients);
       }
       if (routed !== undefined) prepared.provider = routed;
     }
@@ -257,15 +257,15 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   };
 
   /** A message whose `build` or `route` threw: refused like any other (`build failed: …`, `route failed: …`). */
-  const refuseFor = (step: 'build' | 'route', id: string, error: unknown) => refuse(id, `${step} failed: ${(error as Error)?.message ?? String(error)}`, error);
+  const refuseFor = (step: 'build' | 'route', id: string, error: unknown, recipients: string[] = []) => refuse(id, `${step} failed: ${(error as Error)?.message ?? String(error)}`, error, recipients);
 
   /** Claims `id` in this run's memory (a batch without a ledger): `'busy'` when an earlier item of the batch had it. */
   const claimHere = (id: string): 'busy' | 'claimed' => (seen!.has(id) ? 'busy' : (seen!.add(id), 'claimed'));
 
   /** A message that fails before it is sent: reported in the batch and as a `failed` event, like any other. */
-  const refuse = (id: string, problem: string, cause?: unknown) => {
-    fail(report, id, [], 'permanent', undefined, undefined, problem);
-    context.emitFailed(id, problem, cause);
+  const refuse = (id: string, problem: string, cause: unknown, recipients: string[]) => {
+    fail(report, id, recipients, 'permanent', undefined, undefined, problem);
+    context.emitFailed(id, recipients, problem, cause);
   };
 
   /** What every message of the batch is delivered with (and its own `beforeSend` with a ledger). */
@@ -279,6 +279,8 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   let exhausted = false;
   let sourceFailed = false;
   let sourceError: unknown;
+  /** The source failed as it was closed (`return()` threw), not as it was read. */
+  let closeThrew = false;
   // A synchronous source without waves: a finished message starts the next item itself, with no
   // promise and no turn of the loop per message. Anything else (an abort, the end, a throw) wakes the loop.
   const feedsDirectly = iterator.sync !== undefined && !options.waveSize;
@@ -303,7 +305,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   };
   try {
     for (;;) {
-      if (sourceFailed) throw sourceError;
+      if (sourceFailed) break;
       if (signal?.aborted) {
         report.aborted = true;
         break;
@@ -327,7 +329,14 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
         startNext();
         continue;
       }
-      const next = await nextUnlessAborted(iterator, signal);
+      let next: IteratorResult<T> | typeof ABORTED;
+      try {
+        next = await nextUnlessAborted(iterator, signal);
+      } catch (error) {
+        sourceFailed = true;
+        sourceError = error;
+        continue;
+      }
       if (next === ABORTED) {
         pendingNext = true;
         continue;
@@ -343,14 +352,18 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       await new Promise<void>((resolve) => (freed = resolve));
       freed = undefined;
     }
-    // The source is closed once nothing is in flight: a cursor whose close throws fails the batch
-    // with its error, but only after every message it started has settled and the ledger is closed.
-    let closeFailed: { error: unknown } | undefined;
+    // The source is closed once nothing is in flight: a cursor whose close throws fails the batch,
+    // but only after every message it started has settled and the ledger is closed.
     if (report.aborted) {
       // An async generator runs return() after its pending next(), which may never come: not awaited then.
       const closing = Promise.resolve().then(() => iterator.return?.());
       if (pendingNext) void closing.catch(() => {});
-      else await closing.catch((error: unknown) => (closeFailed = { error }));
+      else
+        await closing.catch((error: unknown) => {
+          sourceFailed = true;
+          sourceError = error;
+          closeThrew = true;
+        });
     }
     clearInterval(timer);
     // Stopped with messages given back counts as aborted even when the source had been read to its end.
@@ -358,9 +371,19 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
     await ledger?.close();
     report.durationMs = Date.now() - started;
     progress.emit();
-    if (closeFailed) throw closeFailed.error;
   }
+  if (sourceFailed) throw sourceFailure(report, sourceError, closeThrew);
   return report;
+}
+
+/** What `sendBatch` rejects with when its source fails: the source's error as `cause`, and the report of what was done. */
+function sourceFailure(report: BatchReport, error: unknown, onClose: boolean): BatchSourceError {
+  const why = (error as Error)?.message ?? String(error);
+  const resume = report.id === undefined ? '' : `; a re-run with batch id ${JSON.stringify(report.id)} sends the rest`;
+  const message = onClose
+    ? `sendBatch: the source's return() threw after every message had settled (${report.sent} sent, ${report.failed} failed): ${why}`
+    : `sendBatch stopped: the source threw after ${report.total} items (${report.sent} sent, ${report.failed} failed)${resume}: ${why}`;
+  return new BatchSourceError(message, report, { cause: error });
 }
 
 function fail(report: BatchReport, id: string, to: string[], decision: DecisionKind, responseCode: number | undefined, response: string | undefined, message: string): void {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMailer, type Mailer, type MailerOptions, type ProgressEvent } from '../../src/index.js';
+import { createMailer, isBatchSourceError, type BatchReport, type Mailer, type MailerOptions, type ProgressEvent } from '../../src/index.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -80,22 +80,52 @@ describe('sendBatch', () => {
     expect(srv.counts()).toMatchObject({ unique: 300, duplicates: 0 });
   });
 
-  it('rejects with the error of a synchronous source that throws, once the messages it gave have settled', async () => {
+  it('rejects with a BatchSourceError holding the report when a synchronous source throws, once the messages it gave have settled', async () => {
     const { srv, mailer } = await setup({ latencyMs: 2 });
+    const lost = new Error('cursor lost');
     function* source() {
-      for (let i = 0; i < 50; i++) yield { email: `t${i}@example.net`, name: `${i}` };
-      throw new Error('cursor lost');
+      for (let i = 0; i < 50; i++) yield i === 7 ? { email: 'not an address', name: 'x' } : { email: `t${i}@example.net`, name: `${i}` };
+      throw lost;
     }
     let sent = 0;
     mailer.on('sent', () => sent++);
     const progress: ProgressEvent[] = [];
     mailer.on('progress', (e) => progress.push(e));
-    await expect(mailer.sendBatch(source(), { build, concurrency: 8 })).rejects.toThrow('cursor lost');
-    // Every item the source gave was sent before sendBatch rejected: none is left in flight.
-    expect(sent).toBe(50);
-    // No report, but the last progress event, emitted as it stopped, has the counts.
-    expect(progress.at(-1)).toMatchObject({ sent: 50, failed: 0 });
-    expect(srv.counts()).toMatchObject({ unique: 50, duplicates: 0 });
+    const error = await mailer.sendBatch(source(), { id: 'nov', build, concurrency: 8 }).catch((e: unknown) => e);
+    expect(isBatchSourceError(error)).toBe(true);
+    if (!isBatchSourceError(error)) return;
+    expect(error.code).toBe('ERR_MAILPACER_BATCH_SOURCE');
+    expect(error.cause).toBe(lost);
+    expect(error.message).toBe('sendBatch stopped: the source threw after 50 items (49 sent, 1 failed); a re-run with batch id "nov" sends the rest: cursor lost');
+    // Every item the source gave had settled before sendBatch rejected: none is left in flight.
+    expect(sent).toBe(49);
+    expect(error.report).toMatchObject({ id: 'nov', total: 50, sent: 49, failed: 1, pending: 0, aborted: false });
+    expect(error.report.failures[0]).toMatchObject({ id: 'not an address', decision: 'permanent' });
+    expect(error.report.durationMs).toBeGreaterThan(0);
+    // The last progress event, emitted as it stopped, has the same counts.
+    expect(progress.at(-1)).toMatchObject({ sent: 49, failed: 1 });
+    expect(srv.counts()).toMatchObject({ unique: 49, duplicates: 0 });
+  });
+
+  it('rejects with a BatchSourceError holding the report when an async source rejects, and a re-run with the id sends the rest once', async () => {
+    const { srv, mailer } = await setup({ latencyMs: 2 });
+    let failAt = 30;
+    async function* cursor() {
+      for (const [i, s] of subscribers(60).entries()) {
+        if (i === failAt) throw new Error('connection to the database lost');
+        await new Promise((r) => setTimeout(r, 0));
+        yield s;
+      }
+    }
+    const error = await mailer.sendBatch(cursor(), { id: 'resume-me', build, concurrency: 8 }).catch((e: unknown) => e);
+    expect(isBatchSourceError(error)).toBe(true);
+    const report = (error as { report: BatchReport }).report;
+    expect(report).toMatchObject({ total: 30, sent: 30, failed: 0, pending: 0 });
+    expect((error as Error).message).toContain('connection to the database lost');
+    failAt = Infinity;
+    const again = await mailer.sendBatch(cursor(), { id: 'resume-me', build, concurrency: 8 });
+    expect(again).toMatchObject({ total: 60, sent: 30, skipped: 30, failed: 0 });
+    expect(srv.counts()).toMatchObject({ unique: 60, duplicates: 0 });
   });
 
   it('sends 2,000 in explicit waves', async () => {
@@ -117,11 +147,12 @@ describe('sendBatch', () => {
   it('fails a bad message alone: invalid address, a 550, a build that throws, an unknown provider', async () => {
     const { srv, mailer } = await setup({ script: [{ match: 'reader3@example.net', code: 550, reply: '550 5.1.1 User unknown' }] });
     const failedEvents: string[] = [];
-    mailer.on('failed', (e) => failedEvents.push(e.messageId!));
+    const failedTo: Record<string, readonly string[]> = {};
+    mailer.on('failed', (e) => failedEvents.push(e.messageId!) && (failedTo[e.messageId!] = e.recipients));
     const report = await mailer.sendBatch(subscribers(8), {
       build: (s, i) => {
         if (i === 5) throw new Error('template exploded');
-        if (i === 6) return { ...build(s), to: 'not-an-address' };
+        if (i === 6) return { ...build(s), to: ['reader6.too@example.net', 'not-an-address'] };
         if (i === 7) return { ...build(s), provider: 'nope' };
         return build(s);
       },
@@ -133,6 +164,12 @@ describe('sendBatch', () => {
     expect(byId['#5']!.message).toContain('build failed: template exploded');
     expect(byId['reader6@example.net']!.message).toContain('malformed recipient address');
     expect(byId['reader7@example.net']!.message).toContain('unknown provider "nope"');
+    // Whom each failure did not reach: the well-formed recipients a refused message named too.
+    expect(byId['reader3@example.net']!.to).toEqual(['reader3@example.net']);
+    expect(byId['reader7@example.net']!.to).toEqual(['reader7@example.net']);
+    expect(byId['reader6@example.net']!.to).toEqual(['reader6.too@example.net']);
+    expect(byId['#5']!.to).toEqual([]);
+    expect(failedTo).toEqual(Object.fromEntries(report.failures.map((f) => [f.id, f.to])));
     expect(srv.counts().unique).toBe(4);
   });
 
@@ -165,6 +202,7 @@ describe('sendBatch', () => {
     expect(report).toMatchObject({ total: 5, sent: 4, failed: 1 });
     expect(report.failures[0]).toMatchObject({ id: 'reader1@example.net', decision: 'permanent' });
     expect(report.failures[0]!.message).toContain('route failed: no such region');
+    expect(report.failures[0]!.to).toEqual(['reader1@example.net']);
     expect(failedEvents).toEqual(['reader1@example.net']);
     expect(srv.counts()).toMatchObject({ unique: 4, duplicates: 0 });
   });
@@ -256,10 +294,18 @@ describe('sendBatch', () => {
       }
     }
     mailer.on('sent', () => controller.abort());
-    await expect(mailer.sendBatch(cursor(), { build, signal: controller.signal, concurrency: 10 })).rejects.toThrow('cursor close failed');
+    const error = await mailer.sendBatch(cursor(), { build, signal: controller.signal, concurrency: 10 }).catch((e: unknown) => e);
+    expect(isBatchSourceError(error)).toBe(true);
+    expect((error as Error).message).toMatch(/^sendBatch: the source's return\(\) threw after every message had settled \(\d+ sent, 0 failed\): cursor close failed$/);
+    expect((error as Error).cause).toMatchObject({ message: 'cursor close failed' });
     const [lane] = await mailer.stats();
     expect(lane).toMatchObject({ queued: 0, inFlight: 0 });
     expect(srv.counts().unique).toBe(lane!.sent);
+    // The report counts every message it started: sent, or given back when the signal came.
+    const report = (error as { report: BatchReport }).report;
+    expect(report.sent).toBe(lane!.sent);
+    expect(report).toMatchObject({ total: 10, aborted: true });
+    expect(report.sent + report.pending).toBe(10);
   });
 
   it('refuses bad batch options and a source that is not iterable before anything starts', async () => {
