@@ -17,6 +17,8 @@ export interface InternalEmitter extends MailerEmitter {
 
 export function createEmitter(hooks: MailerHooks): InternalEmitter {
   const listeners = new Map<MailerEventName, Set<(event: never) => unknown>>();
+  /** The listener each once() wrapper calls, so that off() finds it by the listener. */
+  const onceOf = new WeakMap<object, unknown>();
   const set = (name: MailerEventName) => {
     let found = listeners.get(name);
     if (!found) listeners.set(name, (found = new Set()));
@@ -52,13 +54,17 @@ export function createEmitter(hooks: MailerHooks): InternalEmitter {
       return () => set(name).delete(listener as (event: never) => unknown);
     },
     off(name, listener) {
-      set(name).delete(listener as (event: never) => unknown);
+      const found = set(name);
+      found.delete(listener as (event: never) => unknown);
+      // A listener added with once() is held by its wrapper: off() by reference removes that too.
+      for (const held of found) if (onceOf.get(held) === listener) found.delete(held);
     },
     once(name, listener) {
       const wrapper = (event: MailerEvents[typeof name]) => {
         set(name).delete(wrapper as (event: never) => unknown);
         listener(event);
       };
+      onceOf.set(wrapper, listener);
       set(name).add(wrapper as (event: never) => unknown);
       return () => set(name).delete(wrapper as (event: never) => unknown);
     },
