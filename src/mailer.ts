@@ -275,6 +275,9 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     return error;
   }
 
+  /** The provider a message named, as a string (it may be unknown or malformed: it is refused then), or the first. */
+  const providerOf = (message: Message | undefined): string => (typeof message?.provider === 'string' ? message.provider : providers[0]!);
+
   /** A message refused before any attempt (no recipients, a bad address, an unknown provider, a build that threw). */
   function refused(provider: string, id: string | undefined, recipients: readonly string[], problem: string, cause?: unknown): DeliveryError {
     return failed(provider, id, recipients, new DeliveryError(`Delivery ${about(id)}failed: ${problem}`, { decision: 'permanent', attempts: 0, provider, messageId: id, cause }));
@@ -286,7 +289,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         if (closed) throw new AbortedError('mailer is closed', { closed: true });
         const prepared = prepareMessage(message);
         if ('problem' in prepared) {
-          throw refused(typeof message?.provider === 'string' ? message.provider : providers[0]!, typeof message?.id === 'string' ? message.id : undefined, prepared.recipients, prepared.problem);
+          throw refused(providerOf(message), typeof message?.id === 'string' ? message.id : undefined, prepared.recipients, prepared.problem);
         }
         deliverNow(prepared, { signal: withClosing(sendOptions.signal) }, resolve, reject);
       });
@@ -307,7 +310,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         ledger: batchOptions.id === undefined ? undefined : await ledger.open(batchOptions.id, { resendInDoubt, signal }),
         resendInDoubt,
         emitProgress: (event) => emitter.emit('progress', event),
-        emitFailed: (id, recipients, problem, cause) => void refused(providers[0]!, id, recipients, problem, cause),
+        emitFailed: (id, message, recipients, problem, cause) => void refused(providerOf(message), id, recipients, problem, cause),
         progressIntervalMs,
         waveIntervalMs,
       });

@@ -71,8 +71,8 @@ export interface BatchContext {
   ledger: LedgerRun | undefined;
   resendInDoubt: boolean;
   emitProgress: (event: ProgressEvent) => void;
-  /** Reports a message that failed before it reached a lane (build threw, bad address). */
-  emitFailed: (id: string, recipients: string[], problem: string, cause?: unknown) => void;
+  /** Reports a message that failed before it reached a lane (build threw, bad address): `message` when it was built, for its provider. */
+  emitFailed: (id: string, message: Message | undefined, recipients: string[], problem: string, cause?: unknown) => void;
   progressIntervalMs: number;
   waveIntervalMs: number | undefined;
 }
@@ -152,13 +152,13 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   /** Checks and routes a message; `undefined` when it was refused (and counted as failed). */
   const prepare = (message: Message, id: string): PreparedMessage | undefined => {
     const prepared = prepareMessage(message);
-    if ('problem' in prepared) return void refuse(id, prepared.problem, undefined, prepared.recipients);
+    if ('problem' in prepared) return void refuse(id, prepared.problem, undefined, { message, recipients: prepared.recipients });
     if (prepared.provider === undefined && options.route) {
       let routed: string | undefined;
       try {
         routed = options.route(message);
       } catch (error) {
-        return void refuseFor('route', id, error, prepared.recipients);
+        return void refuseFor('route', id, error, { message, recipients: prepared.recipients });
       }
       if (routed !== undefined) prepared.provider = routed;
     }
@@ -257,15 +257,16 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   };
 
   /** A message whose `build` or `route` threw: refused like any other (`build failed: …`, `route failed: …`). */
-  const refuseFor = (step: 'build' | 'route', id: string, error: unknown, recipients: string[] = []) => refuse(id, `${step} failed: ${(error as Error)?.message ?? String(error)}`, error, recipients);
+  const refuseFor = (step: 'build' | 'route', id: string, error: unknown, built?: Refused) => refuse(id, `${step} failed: ${(error as Error)?.message ?? String(error)}`, error, built);
 
   /** Claims `id` in this run's memory (a batch without a ledger): `'busy'` when an earlier item of the batch had it. */
   const claimHere = (id: string): 'busy' | 'claimed' => (seen!.has(id) ? 'busy' : (seen!.add(id), 'claimed'));
 
   /** A message that fails before it is sent: reported in the batch and as a `failed` event, like any other. */
-  const refuse = (id: string, problem: string, cause: unknown, recipients: string[]) => {
+  const refuse = (id: string, problem: string, cause: unknown, built?: Refused) => {
+    const recipients = built?.recipients ?? [];
     fail(report, id, recipients, 'permanent', undefined, undefined, problem);
-    context.emitFailed(id, recipients, problem, cause);
+    context.emitFailed(id, built?.message, recipients, problem, cause);
   };
 
   /** What every message of the batch is delivered with (and its own `beforeSend` with a ledger). */
@@ -384,6 +385,12 @@ function sourceFailure(report: BatchReport, error: unknown, onClose: boolean): B
     ? `sendBatch: the source's return() threw after every message had settled (${report.sent} sent, ${report.failed} failed): ${why}`
     : `sendBatch stopped: the source threw after ${report.total} items (${report.sent} sent, ${report.failed} failed)${resume}: ${why}`;
   return new BatchSourceError(message, report, { cause: error });
+}
+
+/** A message refused after it was built: it names its provider, and the well-formed recipients it did not reach. */
+interface Refused {
+  message: Message;
+  recipients: string[];
 }
 
 function fail(report: BatchReport, id: string, to: string[], decision: DecisionKind, responseCode: number | undefined, response: string | undefined, message: string): void {

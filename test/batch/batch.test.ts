@@ -173,6 +173,31 @@ describe('sendBatch', () => {
     expect(srv.counts().unique).toBe(4);
   });
 
+  it("names a refused message's own provider in its failed event (the first provider when it named none)", async () => {
+    const srv = await startThrottlingSmtpServer();
+    cleanup.push(() => srv.close());
+    const mailer = createMailer({ providers: { first: { transport: srv.transportOptions() }, second: { transport: srv.transportOptions() } } });
+    cleanup.push(() => mailer.close());
+    const failed: Array<[string | undefined, string, string]> = [];
+    mailer.on('failed', (e) => void failed.push([e.messageId, e.provider, e.lane]));
+    const report = await mailer.sendBatch(subscribers(3), {
+      build: (s, i) => {
+        if (i === 0) return { ...build(s), provider: 'second', to: 'not an address' };
+        if (i === 1) throw new Error('no row');
+        return build(s);
+      },
+      route: () => {
+        throw new Error('no such region');
+      },
+    });
+    expect(report).toMatchObject({ total: 3, sent: 0, failed: 3 });
+    expect(failed.sort()).toEqual([
+      ['#1', 'first', 'first'],
+      ['reader0@example.net', 'second', 'second'],
+      ['reader2@example.net', 'first', 'first'],
+    ]);
+  });
+
   it('builds with an async build as with a sync one, and fails one that rejects alone', async () => {
     const { srv, mailer } = await setup();
     const report = await mailer.sendBatch(subscribers(6), {
