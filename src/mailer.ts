@@ -1,13 +1,13 @@
 import { setMaxListeners } from 'node:events';
 import type { SendMailOptions, SentMessageInfo } from 'nodemailer';
 import { runBatch, type BatchOptions, type BatchReport, type BatchSource } from './batch/batch.js';
+import { checkSendSignal, parseBatchOptions } from './batch/options.js';
 import { createMemoryLedger, type Ledger } from './batch/ledger.js';
 import { createRedisLedger } from './batch/redis-ledger.js';
-import { parseDuration } from './config/duration.js';
 import { parseOptions } from './config/parse.js';
 import type { MailerOptionsInput } from './config/schema.js';
 import { createEmitter, type MailerEmitter } from './emitter.js';
-import { AbortedError, ConfigError, DeliveryError } from './errors.js';
+import { AbortedError, DeliveryError } from './errors.js';
 import type { Attempt, BeforeSend, Lane, LaneStats } from './lanes/lane.js';
 import { createLanes } from './lanes/lanes.js';
 import { connectRedis } from './limiter/connect.js';
@@ -287,22 +287,20 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     send(message, sendOptions = {}) {
       return new Promise((resolve, reject) => {
         if (closed) throw new AbortedError('mailer is closed', { closed: true });
+        checkSendSignal(sendOptions?.signal);
         const prepared = prepareMessage(message);
         if ('problem' in prepared) {
           throw refused(providerOf(message), typeof message?.id === 'string' ? message.id : undefined, prepared.recipients, prepared.problem);
         }
-        deliverNow(prepared, { signal: withClosing(sendOptions.signal) }, resolve, reject);
+        deliverNow(prepared, { signal: withClosing(sendOptions?.signal) }, resolve, reject);
       });
     },
 
     async sendBatch(source, batchOptions = {}) {
       if (closed) throw new AbortedError('mailer is closed', { closed: true });
-      const resendInDoubt = batchOptions.resendInDoubt ?? config.retry.resendInDoubt;
       // Every option is checked before the ledger's run opens (its heartbeat would outlive a throw).
-      batchCount('concurrency', batchOptions.concurrency);
-      batchCount('waveSize', batchOptions.waveSize);
-      const progressIntervalMs = batchDuration('progressInterval', batchOptions.progressInterval, 1_000);
-      const waveIntervalMs = batchDuration('waveInterval', batchOptions.waveInterval, 0);
+      const { progressIntervalMs, waveIntervalMs } = parseBatchOptions(batchOptions);
+      const resendInDoubt = batchOptions.resendInDoubt ?? config.retry.resendInDoubt;
       // close() stops the batch too: nothing new starts, waiting messages are given back.
       const signal = withClosing(batchOptions.signal);
       return runBatch(source, { ...batchOptions, signal }, {
@@ -410,16 +408,4 @@ function envelopeFrom(mail: SendMailOptions): string | undefined {
   return addresses(mail.from)[0];
 }
 
-/** A count of `sendBatch` options (`concurrency`, `waveSize`): a whole number from 1, when given. */
-function batchCount(name: string, value: number | undefined): void {
-  if (value === undefined || (Number.isInteger(value) && value >= 1)) return;
-  throw new ConfigError([{ path: `sendBatch options.${name}`, message: `expected a whole number of 1 or more, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}` }]);
-}
-
-function batchDuration(name: string, value: number | string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const ms = parseDuration(value);
-  if (ms === undefined) throw new ConfigError([{ path: `sendBatch options.${name}`, message: `expected a duration like "1s", "5m", or milliseconds, got ${JSON.stringify(value)}` }]);
-  return ms;
-}
 

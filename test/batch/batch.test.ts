@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMailer, isBatchSourceError, type BatchReport, type Mailer, type MailerOptions, type ProgressEvent } from '../../src/index.js';
+import { createMailer, isBatchSourceError, isConfigError, type BatchReport, type Mailer, type MailerOptions, type ProgressEvent } from '../../src/index.js';
 import { startThrottlingSmtpServer, type ThrottlingSmtpServer } from '../../src/testing/index.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -337,6 +337,25 @@ describe('sendBatch', () => {
     const { srv, mailer } = await setup();
     await expect(mailer.sendBatch(subscribers(3), { build, concurrency: 0 })).rejects.toThrow('sendBatch options.concurrency: expected a whole number of 1 or more, got 0');
     await expect(mailer.sendBatch(subscribers(3), { build, waveSize: 2.5 })).rejects.toThrow('sendBatch options.waveSize: expected a whole number of 1 or more, got 2.5');
+    // Each of these ran the batch before: a build or route that is not a function failed every
+    // item one by one, a signal that is not an AbortSignal threw a TypeError, a typo was ignored.
+    const bad: Array<[unknown, string]> = [
+      [{ build: 'render' }, 'sendBatch options.build: expected a function, got "render"'],
+      [{ build, route: 5 }, 'sendBatch options.route: expected a function, got 5'],
+      [{ build, id: 123 }, 'sendBatch options.id: expected a non-empty string, got 123'],
+      [{ build, id: '' }, 'sendBatch options.id: expected a non-empty string, got ""'],
+      [{ build, signal: { aborted: false } }, 'sendBatch options.signal: expected an AbortSignal, got an object (Object)'],
+      [{ build, total: -1 }, 'sendBatch options.total: expected a whole number of 0 or more, got -1'],
+      [{ build, resendInDoubt: 'yes' }, 'sendBatch options.resendInDoubt: expected true or false, got "yes"'],
+      [{ build, conurrency: 5 }, 'sendBatch options.conurrency: unknown option (known: id, build, route, concurrency,'],
+      [null, 'sendBatch options: expected an object, got null'],
+    ];
+    for (const [options, message] of bad) await expect(mailer.sendBatch(subscribers(3), options as never)).rejects.toThrow(message);
+    // Every bad option at once, in one error.
+    const all = await mailer.sendBatch(subscribers(3), { build: 1, waveInterval: 'soon', total: 1.5 } as never).catch((e: unknown) => e);
+    expect(isConfigError(all) && all.issues.map((i) => i.path)).toEqual(['sendBatch options.build', 'sendBatch options.total', 'sendBatch options.waveInterval']);
+    // send() checks its signal the same way (it rejected with a TypeError).
+    await expect(mailer.send(build(subscribers(1)[0]!), { signal: {} as AbortSignal })).rejects.toThrow('send options.signal: expected an AbortSignal, got an object (Object)');
     let progress = 0;
     mailer.on('progress', () => progress++);
     await expect(mailer.sendBatch(42 as unknown as ReturnType<typeof subscribers>, { build, progressInterval: '10ms' })).rejects.toThrow('expected an array, an iterable or an async iterable');
