@@ -140,28 +140,52 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** Every option of the server: any other key is a typo (`maxConnection`), which would change nothing. */
+const KNOWN_OPTIONS = new Set(['maxConnections', 'rate', 'greylist', 'greylistRecipients', 'transientFailureRate', 'dropConnectionRate', 'dropAfterAcceptRate', 'script', 'auth', 'latencyMs', 'seed']);
+
+/** A count of times or sessions: a whole number from `min`, or `Infinity`. */
+const isCount = (value: unknown, min: number): boolean => value === Number.POSITIVE_INFINITY || (Number.isInteger(value) && (value as number) >= min);
+
 /** Fails fast on options that would make the server misbehave silently, naming the option. */
 export function validateOptions(options: ThrottlingSmtpServerOptions): void {
   const fail = (path: string, expected: string, value: unknown): never => {
-    throw new TypeError(`startThrottlingSmtpServer: options.${path}: expected ${expected}, got ${String(value)}`);
+    const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'function' ? 'a function' : value instanceof RegExp ? String(value) : typeof value === 'object' && value !== null ? 'an object' : String(value);
+    throw new TypeError(`startThrottlingSmtpServer: options.${path}: expected ${expected}, got ${shown}`);
   };
-  const { maxConnections, rate, greylist, latencyMs, seed } = options;
-  if (maxConnections !== undefined && !(maxConnections >= 1)) fail('maxConnections', 'a number >= 1', maxConnections);
+  if (typeof options !== 'object' || options === null) throw new TypeError(`startThrottlingSmtpServer: options: expected an object, got ${String(options)}`);
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new TypeError(`startThrottlingSmtpServer: options.${key}: unknown option (known: ${[...KNOWN_OPTIONS].join(', ')})`);
+  }
+  const { maxConnections, rate, greylist, greylistRecipients, latencyMs, seed } = options;
+  if (maxConnections !== undefined && !isCount(maxConnections, 1)) fail('maxConnections', 'a whole number >= 1 or Infinity', maxConnections);
   if (rate !== undefined) {
     if (!(Number.isInteger(rate.max) && rate.max >= 0)) fail('rate.max', 'an integer >= 0', rate.max);
     if (!(Number.isFinite(rate.perMs) && rate.perMs > 0)) fail('rate.perMs', 'a positive number of milliseconds', rate.perMs);
+    if (rate.code !== undefined && ![421, 450, 451].includes(rate.code)) fail('rate.code', '421, 450 or 451', rate.code);
+    if (rate.reply !== undefined && typeof rate.reply !== 'string') fail('rate.reply', 'a string', rate.reply);
   }
-  if (greylist !== undefined && !(Number.isFinite(greylist.delayMs) && greylist.delayMs >= 0)) {
-    fail('greylist.delayMs', 'a number of milliseconds >= 0', greylist.delayMs);
+  if (greylist !== undefined) {
+    if (!(Number.isFinite(greylist.delayMs) && greylist.delayMs >= 0)) fail('greylist.delayMs', 'a number of milliseconds >= 0', greylist.delayMs);
+    if (greylist.reply !== undefined) {
+      if (typeof greylist.reply !== 'string') fail('greylist.reply', 'a string', greylist.reply);
+      const { code } = parseReply(greylist.reply, undefined, 451);
+      if (code !== 450 && code !== 451) fail('greylist.reply', 'a reply with code 450 or 451 (or none: 451)', greylist.reply);
+    }
   }
+  if (greylistRecipients !== undefined && typeof greylistRecipients !== 'function') fail('greylistRecipients', 'a function (address) => boolean', greylistRecipients);
   for (const key of ['transientFailureRate', 'dropConnectionRate', 'dropAfterAcceptRate'] as const) {
     const value = options[key];
     if (value !== undefined && !(value >= 0 && value <= 1)) fail(key, 'a probability between 0 and 1', value);
   }
   if (latencyMs !== undefined && !(Number.isFinite(latencyMs) && latencyMs >= 0)) fail('latencyMs', 'a number of milliseconds >= 0', latencyMs);
   if (seed !== undefined && !Number.isFinite(seed)) fail('seed', 'a finite number', seed);
+  if (options.script !== undefined && !Array.isArray(options.script)) fail('script', 'an array of rules', options.script);
   options.script?.forEach((rule, i) => {
+    const { match } = rule;
+    if (!(typeof match === 'string' || typeof match === 'function' || match instanceof RegExp)) fail(`script[${i}].match`, 'an address, a RegExp or a function (address) => boolean', match);
+    if (typeof rule.reply !== 'string') fail(`script[${i}].reply`, 'a string', rule.reply);
     if (!(Number.isInteger(rule.code) && rule.code >= 400 && rule.code <= 599)) fail(`script[${i}].code`, 'a 4xx or 5xx reply code', rule.code);
-    if (rule.times !== undefined && !(rule.times >= 0)) fail(`script[${i}].times`, 'a number >= 0', rule.times);
+    if (rule.times !== undefined && !isCount(rule.times, 0)) fail(`script[${i}].times`, 'a whole number >= 0 or Infinity', rule.times);
+    if (rule.at !== undefined && rule.at !== 'rcpt' && rule.at !== 'data') fail(`script[${i}].at`, "'rcpt' or 'data'", rule.at);
   });
 }

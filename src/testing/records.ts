@@ -1,8 +1,13 @@
 import type { AcceptedCounts, AcceptedMessage } from './types.js';
 
-/** Counts by Message-ID over accepted messages, for lost/duplicate checks. */
+/**
+ * Counts by Message-ID over accepted messages, for lost/duplicate checks. A duplicate is a
+ * recipient given a message it already had: one message sent in parts (recipients refused for now
+ * at `RCPT TO`, then sent again in a transaction of their own) is not one.
+ */
 export function countByMessageId(accepted: readonly AcceptedMessage[]): AcceptedCounts {
   const byMessageId = new Map<string, number>();
+  const delivered = new Set<string>();
   let withoutId = 0;
   let duplicates = 0;
   for (const message of accepted) {
@@ -10,9 +15,12 @@ export function countByMessageId(accepted: readonly AcceptedMessage[]): Accepted
       withoutId++;
       continue;
     }
-    const seen = byMessageId.get(message.messageId) ?? 0;
-    if (seen > 0) duplicates++;
-    byMessageId.set(message.messageId, seen + 1);
+    byMessageId.set(message.messageId, (byMessageId.get(message.messageId) ?? 0) + 1);
+    for (const recipient of message.to) {
+      const key = `${message.messageId}\n${recipient.toLowerCase()}`;
+      if (delivered.has(key)) duplicates++;
+      else delivered.add(key);
+    }
   }
   return { unique: byMessageId.size, duplicates, withoutId, byMessageId };
 }

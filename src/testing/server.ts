@@ -66,7 +66,7 @@ class Receiver {
     this.#options = options;
     this.#random = mulberry32(options.seed ?? Math.floor(Math.random() * 2 ** 32));
     const { rate, greylist } = options;
-    this.#rate = rate && { log: new SlidingLog(rate.max, rate.perMs), reply: parseReply(rate.reply ?? DEFAULT_RATE_REPLY, rate.code, 421) };
+    this.#rate = rate && { log: new SlidingLog(rate.max, rate.perMs), reply: parseReply(rate.reply ?? DEFAULT_RATE_REPLY, rate.code ?? 421, 421) };
     this.#greylist = greylist && { list: new Greylist(greylist.delayMs), reply: parseReply(greylist.reply ?? DEFAULT_GREYLIST_REPLY, undefined, 451) };
     this.#script = new Script(options.script ?? []);
     this.#smtp = new SMTPServer({

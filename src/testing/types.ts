@@ -165,7 +165,7 @@ export interface ThrottlingSmtpServerStats {
   dropped: number;
   /** Of `dropped`, those whose message was accepted first (`dropAfterAcceptRate`). */
   inDoubt: number;
-  /** Recipients deferred by greylisting. */
+  /** `RCPT TO` commands deferred by greylisting (a recipient tried three times while greylisted counts three). */
   greylisted: number;
 }
 
@@ -173,11 +173,15 @@ export interface ThrottlingSmtpServerStats {
 export interface AcceptedCounts {
   /** Distinct Message-IDs accepted. */
   unique: number;
-  /** Accepted messages whose Message-ID had already been accepted. */
+  /**
+   * Deliveries of a Message-ID to a recipient that already had it. A message sent in parts (its
+   * recipients split over transactions) is not a duplicate; a single-recipient message accepted
+   * twice is one.
+   */
   duplicates: number;
   /** Accepted messages without a Message-ID (in neither of the counts above). */
   withoutId: number;
-  /** How many times each Message-ID was accepted. */
+  /** How many transactions carried each Message-ID (a message sent in parts counts each part). */
   byMessageId: Map<string, number>;
 }
 

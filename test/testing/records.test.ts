@@ -17,6 +17,14 @@ describe('countByMessageId', () => {
   });
 });
 
+describe('countByMessageId by recipient', () => {
+  test('counts a recipient given a message twice, not a message whose recipients came in parts', () => {
+    const part = (at: number, to: string[]): AcceptedMessage => ({ ...accepted(at, '<m@x>'), to });
+    expect(countByMessageId([part(1, ['a@x.org']), part(2, ['b@x.org', 'c@x.org'])])).toMatchObject({ unique: 1, duplicates: 0 });
+    expect(countByMessageId([part(1, ['a@x.org', 'b@x.org']), part(2, ['B@x.org', 'c@x.org']), part(3, ['a@x.org', 'b@x.org'])])).toMatchObject({ unique: 1, duplicates: 3 });
+  });
+});
+
 describe('missingIds', () => {
   test('returns the expected ids never accepted, with or without angle brackets, in order', () => {
     const records = [accepted(1, '<a@x>'), accepted(2, '<b@x>')];

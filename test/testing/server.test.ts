@@ -303,5 +303,45 @@ describe('startThrottlingSmtpServer', () => {
     await expect(startThrottlingSmtpServer({ transientFailureRate: 2 })).rejects.toThrow(/options\.transientFailureRate: expected a probability/);
     await expect(startThrottlingSmtpServer({ rate: { max: 1, perMs: 0 } })).rejects.toThrow(/options\.rate\.perMs/);
     await expect(startThrottlingSmtpServer({ script: [{ match: 'x', code: 250, reply: 'ok' }] })).rejects.toThrow(/options\.script\[0\]\.code/);
+    // Each of these started a server that then misbehaved quietly: a typo changed nothing, a 250
+    // greylist reply left the recipient out of the envelope, a rule at 'DATA' never fired, a
+    // fractional count let two sessions in, a RegExp for greylistRecipients answered 451 to all.
+    const bad: Array<[unknown, RegExp]> = [
+      [{ maxConnection: 1 }, /options\.maxConnection: unknown option \(known: maxConnections, /],
+      [{ maxConnections: 1.5 }, /options\.maxConnections: expected a whole number >= 1 or Infinity, got 1\.5/],
+      [{ greylist: { delayMs: 10, reply: '250 OK' } }, /options\.greylist\.reply: expected a reply with code 450 or 451 .*, got "250 OK"/],
+      [{ greylist: { delayMs: 10, reply: '550 5.7.1 no' } }, /options\.greylist\.reply: expected a reply with code 450 or 451/],
+      [{ rate: { max: 1, perMs: 1000, code: 550 } }, /options\.rate\.code: expected 421, 450 or 451, got 550/],
+      [{ greylist: { delayMs: 10 }, greylistRecipients: /@x\.org$/ }, /options\.greylistRecipients: expected a function \(address\) => boolean, got \/@x\\\.org\$\//],
+      [{ script: [{ match: 'x@y.org', code: 450, reply: 'busy', at: 'DATA' }] }, /options\.script\[0\]\.at: expected 'rcpt' or 'data', got "DATA"/],
+      [{ script: [{ match: 'x@y.org', code: 450, reply: 'busy', times: 1.5 }] }, /options\.script\[0\]\.times: expected a whole number >= 0 or Infinity, got 1\.5/],
+      [{ script: [{ code: 450, reply: 'busy' }] }, /options\.script\[0\]\.match: expected an address, a RegExp or a function/],
+    ];
+    for (const [options, message] of bad) await expect(startThrottlingSmtpServer(options as ThrottlingSmtpServerOptions)).rejects.toThrow(message);
+    // Infinity stays a valid count.
+    await expect(start({ maxConnections: Infinity, script: [{ match: 'x@y.org', code: 450, reply: 'busy', times: Infinity }] })).resolves.toBeDefined();
+  });
+
+  test("a rate reply's own leading code does not replace the rate's code (421 unless code is set)", async () => {
+    const server = await start({ rate: { max: 1, perMs: 60_000, reply: '450 4.7.0 slow down' } });
+    const transport = connect(server);
+    await transport.sendMail(mail(1));
+    const err = await failure(transport.sendMail(mail(2)));
+    expect(err).toMatchObject({ responseCode: 421, response: '421 4.7.0 slow down' });
+  });
+
+  test('counts() does not count a message sent in parts (recipients refused for now, then sent again) as a duplicate', async () => {
+    const server = await start({ script: [{ match: 'b@example.org', code: 450, reply: '450 4.2.1 Mailbox busy', times: 1 }] });
+    const transport = connect(server);
+    const message = mail(1, { to: ['a@example.org', 'b@example.org'] });
+    // The first transaction reaches a@ only (b@ is refused for now); the second, b@ alone.
+    const first = (await transport.sendMail(message)) as { accepted: string[]; rejected: string[] };
+    expect(first).toMatchObject({ accepted: ['a@example.org'], rejected: ['b@example.org'] });
+    await transport.sendMail({ ...message, to: 'b@example.org' });
+    expect(server.counts()).toMatchObject({ unique: 1, duplicates: 0 });
+    expect(server.counts().byMessageId.get('<m1@mailpacer.test>')).toBe(2);
+    // The same message to a@ again is a duplicate.
+    await transport.sendMail({ ...message, to: 'A@example.org' });
+    expect(server.counts()).toMatchObject({ unique: 1, duplicates: 1 });
   });
 });
