@@ -38,7 +38,9 @@ export interface ScriptedReply {
 export interface ThrottlingSmtpServerOptions {
   /**
    * Concurrent SMTP sessions the server admits. The next one is refused at the greeting
-   * with `421 4.7.0 Too many connections, try again later` and closed.
+   * with `421 4.7.0 Too many connections, try again later` and closed. (Every greeting comes
+   * about 100 ms after the connection opens: smtp-server waits that long to catch clients that
+   * talk first.)
    * @default Infinity
    */
   maxConnections?: number;
@@ -159,7 +161,11 @@ export interface ThrottlingSmtpServerStats {
   accepted: number;
   /** Refused commands by reply code (AUTH, RCPT TO and end of DATA), e.g. `{ 421: 3, 550: 1 }`. */
   rejected: Record<number, number>;
-  /** Every 421 sent: refused connections and refused commands. */
+  /**
+   * Every 421 the server's rules sent: connections refused for `maxConnections`, and 421s of `rate`
+   * and `script`. Replies smtp-server makes on its own (a timeout, a client that talks before the
+   * greeting) are not counted.
+   */
   replies421: number;
   /** Connections destroyed by `dropConnectionRate` or `dropAfterAcceptRate`. */
   dropped: number;

@@ -135,13 +135,18 @@ function expectFleetLimits(srv: ThrottlingSmtpServer, expected: { total: number;
   expect(seen.ratePerSecond).toBeLessThanOrEqual(expected.rate * 1.05);
   expect(seen.maxConcurrentConnections).toBeLessThanOrEqual(expected.connections);
   // The server counts arrivals, which trail the booked slots by the time the body and the reply take
-  // (a new connection books once the server has accepted DATA, so not its handshake): jitter in that
-  // delay, more of it on a loaded machine, lets a window hold a send or two more than the rate. The
-  // message also gives the count without the first message of each connection, for comparison.
+  // (a new connection books once the server has accepted DATA, so not its handshake). On these
+  // 2-CPU machines every process stalls at once for 20-40 ms a few times a second with only a fleet
+  // running (docs/benchmarks.md, fleet fidelity at 5f82270: gaps in the server's record followed by
+  // bursts), longer with the rest of the suite beside it; the slots due meanwhile arrive together.
+  // So a window may hold the sends of 100 ms more than a second (53 of 50/s was seen with a slack
+  // of 2), and no more: a limiter that let a process go unshared, or a burst, shows far above it.
+  // The message also gives the count without the first message of each connection, for comparison.
+  const most = expected.rate + Math.ceil(expected.rate * 0.1);
   expect(
     seen.maxInAnySecond,
-    `no 1 s window may hold more than ${expected.rate + 2}; without the first message of each of the ${seen.smtpConnections} SMTP connections the most is ${seen.maxInAnySecondWithoutFirstOfConnection}`,
-  ).toBeLessThanOrEqual(expected.rate + 2);
+    `no 1 s window may hold more than ${most}; without the first message of each of the ${seen.smtpConnections} SMTP connections the most is ${seen.maxInAnySecondWithoutFirstOfConnection}`,
+  ).toBeLessThanOrEqual(most);
 }
 
 const fleetConfig = (srv: ThrottlingSmtpServer, keyPrefix: string, name: string, extra: Partial<FleetChildConfig>): FleetChildConfig => ({
