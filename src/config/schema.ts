@@ -111,11 +111,24 @@ function isConnectionUrl(value: string, protocols: readonly string[], options: {
   return true;
 }
 
+/**
+ * The pool keys mailpacer owns, set in a connection URL's query (`?maxConnections=50`): nodemailer
+ * applies a URL's query over every other option, so they would override mailpacer's pool (its own
+ * rate limit and requeues back on). Named without quoting the URL, which may hold a password.
+ */
+function refuseOwnedInQuery(text: string, path: string[], ctx: z.RefinementCtx): void {
+  const query = new URL(text).searchParams;
+  for (const [key, why] of Object.entries(OWNED_TRANSPORT_KEYS)) {
+    if (query.has(key)) ctx.addIssue({ code: 'custom', path, message: `the URL's query sets ${key}, which is not allowed here: ${why}` });
+  }
+}
+
 /** nodemailer transport: SMTP options (passed through untouched), a connection URL, or any transport object. */
 const transportSchema = z.unknown().superRefine((value, ctx) => {
   if (typeof value === 'string') {
     if (!/^smtps?:\/\//i.test(value)) ctx.addIssue({ code: 'custom', message: 'expected an smtp:// or smtps:// URL, SMTP options or a nodemailer transport' });
     else if (!isConnectionUrl(value, ['smtp:', 'smtps:'])) ctx.addIssue({ code: 'custom', message: SMTP_URL_HINT });
+    else refuseOwnedInQuery(value, [], ctx);
     return;
   }
   if (!isObject(value)) {
@@ -132,7 +145,7 @@ const transportSchema = z.unknown().superRefine((value, ctx) => {
   }
   if (value.url !== undefined && !(typeof value.url === 'string' && /^smtps?:\/\//i.test(value.url) && isConnectionUrl(value.url, ['smtp:', 'smtps:']))) {
     ctx.addIssue({ code: 'custom', path: ['url'], message: SMTP_URL_HINT });
-  }
+  } else if (typeof value.url === 'string') refuseOwnedInQuery(value.url, ['url'], ctx);
   if (value.host === undefined && value.service === undefined && value.url === undefined) {
     ctx.addIssue({ code: 'custom', path: ['host'], message: 'expected a host name (or `service`, or `url`)' });
   }

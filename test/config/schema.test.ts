@@ -71,6 +71,24 @@ describe('parseOptions', () => {
     expect(error.message).toContain('providers.<name>.rate');
   });
 
+  it('refuses those pool keys in a URL query too (nodemailer lets the query override every option), without quoting the URL', () => {
+    const url = 'smtp://user:S3cr3t-pass@smtp.example.org:587/?pool=true&maxConnections=50&rateLimit=1&name=relay.example';
+    for (const [transport, path] of [
+      [url, 'providers.main.transport'],
+      [{ url }, 'providers.main.transport.url'],
+    ] as const) {
+      const error = configError({ providers: { main: { transport } } });
+      expect(error.issues.map((i) => [i.path, i.message])).toEqual([
+        [path, "the URL's query sets rateLimit, which is not allowed here: pacing is mailpacer's: set providers.<name>.rate instead"],
+        [path, "the URL's query sets maxConnections, which is not allowed here: set providers.<name>.maxConnections instead"],
+        [path, "the URL's query sets pool, which is not allowed here: mailpacer pools connections itself (one pooled connection per connection slot)"],
+      ]);
+      expect(error.message).not.toContain('S3cr3t-pass');
+    }
+    // Other query options are nodemailer's, passed on.
+    expect(() => parseOptions({ providers: { main: { transport: 'smtp://smtp.example.org:587/?name=relay.example&ignoreTLS=true' } } })).not.toThrow();
+  });
+
   it('rejects bad numbers, bad ports and empty providers with the path', () => {
     expect(configError({ providers: { a: { transport: smtp, maxConnections: 0 } } }).message).toContain('providers.a.maxConnections');
     expect(configError({ providers: { a: { transport: { host: 'x', port: 70000 } } } }).message).toContain('providers.a.transport.port: expected a port number');
