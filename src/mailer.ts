@@ -407,5 +407,3 @@ function envelopeFrom(mail: SendMailOptions): string | undefined {
   if (typeof envelope?.from === 'string') return envelope.from;
   return addresses(mail.from)[0];
 }
-
-
