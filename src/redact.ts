@@ -19,7 +19,14 @@ const MIN_SECRET_LENGTH = 3;
  */
 const BASE64_RUN = /[A-Za-z0-9+/_-]{4,}={0,2}/g;
 
-/** Collects the secrets of transport options (`auth.pass`, tokens, `auth.user`, URL user names and passwords). */
+/** Options that hold secrets under `SECRET_KEYS`: `dkim.keys` is an array of them. */
+const SECRET_HOLDERS = ['auth', 'dkim', 'oauth2', 'keys'];
+
+/**
+ * Collects the secrets of transport options: `auth.pass`, tokens, `auth.user`, DKIM private keys
+ * (`dkim.privateKey` and each of `dkim.keys`), and the user names and passwords of the connection
+ * URL and of a `proxy` URL.
+ */
 export function collectSecrets(transport: unknown): string[] {
   const secrets: string[] = [];
   const visit = (value: unknown, depth: number) => {
@@ -28,13 +35,16 @@ export function collectSecrets(transport: unknown): string[] {
       // A number is sent as its digits (nodemailer makes a string of it): `pass: 73915286` too.
       const text = typeof inner === 'string' ? inner : typeof inner === 'number' || typeof inner === 'bigint' ? String(inner) : undefined;
       if (text !== undefined && SECRET_KEYS.includes(key) && text.length >= MIN_SECRET_LENGTH) secrets.push(text);
-      else if (key === 'auth' || key === 'dkim' || key === 'oauth2') visit(inner, depth + 1);
+      else if (SECRET_HOLDERS.includes(key) || Array.isArray(value)) visit(inner, depth + 1);
     }
   };
   visit(transport, 0);
   if (typeof transport === 'string') secrets.push(...urlSecrets(transport));
-  else if (typeof transport === 'object' && transport !== null && typeof (transport as { url?: unknown }).url === 'string') {
-    secrets.push(...urlSecrets((transport as { url: string }).url));
+  else if (typeof transport === 'object' && transport !== null) {
+    for (const key of ['url', 'proxy']) {
+      const url = (transport as Record<string, unknown>)[key];
+      if (typeof url === 'string') secrets.push(...urlSecrets(url));
+    }
   }
   return secrets;
 }

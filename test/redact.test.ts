@@ -82,6 +82,18 @@ describe('createRedactor', () => {
       expect(collectSecrets(transport)).toEqual(expect.arrayContaining([PASS, encodeURIComponent(PASS), 'mailuser@example.org']));
     }
   });
+
+  it('collects DKIM private keys, in `dkim` and in each of `dkim.keys`, and the credentials of a `proxy` URL', () => {
+    const pem = (n: number) => `-----BEGIN PRIVATE KEY-----\nMIIEv${n}QIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----`;
+    const secrets = collectSecrets({
+      host: 'h',
+      proxy: `http://proxyuser:${encodeURIComponent(PASS)}@proxy.example.org:3128`,
+      dkim: { domainName: 'example.org', keySelector: 's1', privateKey: pem(1), keys: [{ domainName: 'example.net', keySelector: 's2', privateKey: pem(2) }] },
+    });
+    expect(secrets).toEqual(expect.arrayContaining([pem(1), pem(2), PASS, encodeURIComponent(PASS), 'proxyuser']));
+    const redact = createRedactor(secrets);
+    expect(redact(`proxy http://proxyuser:${encodeURIComponent(PASS)}@proxy.example.org refused; key ${pem(2)}`)).toBe('proxy http://[redacted]:[redacted]@proxy.example.org refused; key [redacted]');
+  });
 });
 
 // Everything a server that echoes the AUTH command back in its 535 could put a credential into.
