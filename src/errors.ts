@@ -58,6 +58,8 @@ export interface DeliveryErrorContext {
   messageId?: string | undefined;
   /** The server may have accepted it: the connection was lost after the whole message went out. */
   inDoubt?: boolean;
+  /** Recipients the server accepted in earlier transactions of the message (sent in parts). */
+  accepted?: readonly string[];
   cause?: unknown;
 }
 
@@ -71,6 +73,12 @@ export class DeliveryError extends MailpacerError {
   readonly provider: string;
   readonly messageId: string | undefined;
   readonly inDoubt: boolean;
+  /**
+   * Recipients that did get the message: a message sent in parts (recipients refused for now, or
+   * too many for one transaction) can fail in a later part after earlier parts were accepted.
+   * Empty when no part was accepted. Sending the message again would reach these twice.
+   */
+  readonly accepted: readonly string[];
 
   constructor(message: string, context: DeliveryErrorContext) {
     super('ERR_MAILPACER_DELIVERY', message, { cause: context.cause });
@@ -81,6 +89,7 @@ export class DeliveryError extends MailpacerError {
     this.provider = context.provider;
     this.messageId = context.messageId;
     this.inDoubt = context.inDoubt ?? false;
+    this.accepted = context.accepted ?? [];
   }
 }
 

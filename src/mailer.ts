@@ -215,8 +215,9 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           // Some parts went already: sending the message again would send them twice, so it is in
           // doubt (not resent unless asked), as one whose connection was lost after its body.
           if (results.length > 0) {
-            const why = `${closed ? 'mailer closed' : 'send aborted'} after ${acceptedOf(results, recipients)}`;
-            throw failed(lane.name, id, recipients, new DeliveryError(`Delivery ${about(id)}stopped: ${why} (in doubt: not resent)`, { decision: 'transient', attempts, provider: lane.provider, messageId: id, inDoubt: true, cause: signal.reason }));
+            const accepted = acceptedIn(results);
+            const why = `${closed ? 'mailer closed' : 'send aborted'} after ${accepted.length} of ${recipients.length} recipients accepted`;
+            throw failed(lane.name, id, recipients, new DeliveryError(`Delivery ${about(id)}stopped: ${why} (in doubt: not resent)`, { decision: 'transient', attempts, provider: lane.provider, messageId: id, inDoubt: true, accepted, cause: signal.reason }));
           }
           if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });
           throw new AbortedError('send aborted', { cause: signal.reason });
@@ -229,7 +230,8 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         lane.countFailed();
         const { failure, reason } = error;
         const why = { 'not-retryable': '', deadline: ' (out of retry time)', 'retries-exhausted': ' (out of retries)', 'in-doubt': ' (in doubt: the server may have accepted it; not resent)', split: '' }[reason];
-        const partly = results.length > 0 ? ` (after ${acceptedOf(results, recipients)})` : '';
+        const accepted = acceptedIn(results);
+        const partly = results.length > 0 ? ` (after ${accepted.length} of ${recipients.length} recipients accepted)` : '';
         const delivery = new DeliveryError(`Delivery ${about(id)}failed: ${failure.response ?? failure.message}${why}${partly}`, {
           decision: failure.decision.kind,
           attempts,
@@ -238,6 +240,7 @@ export function createMailer(options: MailerOptionsInput): Mailer {
           responseCode: failure.responseCode,
           response: failure.response,
           inDoubt: failure.inDoubt,
+          accepted,
         });
         throw failed(lane.name, id, recipients, delivery);
       }
@@ -333,7 +336,8 @@ export function createMailer(options: MailerOptionsInput): Mailer {
 const about = (id: string | undefined) => (id ? `of ${id} ` : '');
 
 /** How far a message sent in parts got: `3 of 10 recipients accepted`. */
-const acceptedOf = (results: SentMessageInfo[], recipients: readonly string[]) => `${results.flatMap((r) => r.accepted ?? []).length} of ${recipients.length} recipients accepted`;
+/** The recipients the parts sent so far reached. */
+const acceptedIn = (results: SentMessageInfo[]): string[] => results.flatMap((r) => (r.accepted ?? []).map(String));
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];

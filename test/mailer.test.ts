@@ -349,6 +349,7 @@ describe('createMailer().send against a throttling server', () => {
     const m = mailer({ providers: { main: { transport: srv.transportOptions() } }, retry: { ...fast, retries: 2, greylistDelay: '100ms' } });
     const error = await m.send({ ...message(0), to: ['a@example.net', 'b@example.net'] }).catch((e: unknown) => e);
     expect(isDeliveryError(error) && error.message).toMatch(/451 4\.3\.0 .*\(out of retries\) \(after 1 of 2 recipients accepted\)/);
+    expect(isDeliveryError(error) && error.accepted).toEqual(['a@example.net']);
     expect(srv.accepted.map((a) => a.to)).toEqual([['a@example.net']]);
   });
 
@@ -530,7 +531,7 @@ describe('an abort or close() while a message is on the wire, or partly sent', (
     await vi.waitFor(() => expect(srv.accepted).toHaveLength(1), { timeout: 10_000, interval: 20 });
     controller.abort();
     const error = await sent;
-    expect(error).toMatchObject({ name: 'DeliveryError', inDoubt: true, messageId: 'two-parts' });
+    expect(error).toMatchObject({ name: 'DeliveryError', inDoubt: true, messageId: 'two-parts', accepted: ['a@example.net'] });
     expect((error as Error).message).toBe('Delivery of two-parts stopped: send aborted after 1 of 2 recipients accepted (in doubt: not resent)');
     expect(events.failed.map((e) => e.error.inDoubt)).toEqual([true]);
   });

@@ -237,7 +237,7 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
   };
 
   /** Counts a message that was not sent, by why; returns how its ledger entry settles. */
-  const counted = (error: unknown, id: string, prepared: PreparedMessage, lost: boolean): 'released' | 'in-doubt' | 'failed' | undefined => {
+  const counted = (error: unknown, id: string, prepared: PreparedMessage, lost: boolean): 'released' | 'in-doubt' | 'failed' | 'sent' | undefined => {
     if (lost) {
       report.skipped++;
       return undefined;
@@ -250,6 +250,13 @@ export async function runBatch<T>(source: BatchSource<T>, options: BatchOptions<
       report.inDoubt++;
       report.inDoubtIds.push(id);
       return 'in-doubt';
+    }
+    if (isDeliveryError(error) && error.accepted.length > 0) {
+      // Failed after a part was accepted: the failure names the recipients it did not reach, and
+      // the ledger holds it as done, since a re-run would send it again to those it reached.
+      const reached = new Set(error.accepted.map((to) => to.toLowerCase()));
+      fail(report, id, prepared.recipients.filter((to) => !reached.has(to.toLowerCase())), error.decision, error.responseCode, error.response, error.message);
+      return 'sent';
     }
     if (isDeliveryError(error)) fail(report, id, prepared.recipients, error.decision, error.responseCode, error.response, error.message);
     else fail(report, id, prepared.recipients, 'transient', undefined, undefined, (error as Error)?.message ?? String(error));

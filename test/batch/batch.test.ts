@@ -275,6 +275,21 @@ describe('sendBatch', () => {
     expect(srv.counts()).toMatchObject({ unique: 300, duplicates: 0 });
   });
 
+  it('settles a message that failed after a part was accepted as done: its failure names the recipients not reached, and a re-run does not send it again', async () => {
+    const srv = await startThrottlingSmtpServer({ script: [{ match: 'b@example.net', code: 550, reply: '550 5.1.1 User unknown' }] });
+    cleanup.push(() => srv.close());
+    const mailer = createMailer({ providers: { main: { transport: srv.transportOptions(), maxConnections: 1, maxRecipientsPerMessage: 1 } } });
+    cleanup.push(() => mailer.close());
+    const message = { id: 'm1', messageId: '<m1@example.org>', from: 'news@example.org', to: ['a@example.net', 'b@example.net'], subject: 'Hi', text: 'Hello' };
+    const first = await mailer.sendBatch([message], { id: 'partly' });
+    expect(first).toMatchObject({ sent: 0, failed: 1, inDoubt: 0, pending: 0 });
+    expect(first.failures[0]).toMatchObject({ id: 'm1', to: ['b@example.net'], responseCode: 550 });
+    expect(first.failures[0]!.message).toContain('after 1 of 2 recipients accepted');
+    const second = await mailer.sendBatch([message], { id: 'partly' });
+    expect(second).toMatchObject({ total: 1, sent: 0, failed: 0, skipped: 1 });
+    expect(srv.accepted.map((m) => m.to)).toEqual([['a@example.net']]);
+  });
+
   it('counts an id repeated in a batch with an id as it does without one: failed once, then skipped', async () => {
     const { srv, mailer } = await setup({ script: [{ match: 'gone@example.net', code: 550, reply: '550 5.1.1 User unknown' }] });
     const source = ['gone@example.net', 'ok@example.net', 'gone@example.net'];
