@@ -58,7 +58,7 @@ export function createRedisLedger(options: RedisLedgerOptions): Ledger {
       const timer = setInterval(() => void beat().catch(() => {}), leaseMs / 4);
       const mark = async (id: string, state: string) => Number(await runScript(client, 'ledger-mark', [keys.entries], [id, run, state])) === 1;
       return {
-        claim: async (id, token) => (await runScript(client, 'ledger-claim', [keys.entries, keys.owners], [id, run, resendInDoubt ? '1' : '0', token])) as ClaimResult,
+        claim: async (id, token) => (await runScript(client, 'ledger-claim', [keys.entries, keys.owners], [id, run, resendInDoubt ? '1' : '0', token, ttlMs])) as ClaimResult,
         sending: (id) => mark(id, MARK.sending),
         settle: async (id, outcome) => void (await mark(id, MARK[outcome])),
         async close() {

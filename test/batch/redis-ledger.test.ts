@@ -27,6 +27,21 @@ describe('Redis ledger', () => {
     await client.del(keys.entries, keys.owners);
   });
 
+  // The first heartbeat comes before the ledger hash exists (PEXPIRE does nothing then) and the
+  // next one a quarter lease later: a run that died in between left a hash that never expired.
+  it('gives the ledger its TTL at the first claim, before the next heartbeat', async () => {
+    const keyPrefix = uniquePrefix();
+    const ledger = createRedisLedger({ client, keyPrefix, ttlMs: 600_000 });
+    const run = await ledger.open('b3', { resendInDoubt: false });
+    expect(await run.claim('m1', '0')).toBe('claimed');
+    const keys = ledgerKeys(keyPrefix, 'b3');
+    const ttl = await client.pttl(keys.entries);
+    expect(ttl).toBeGreaterThan(500_000);
+    expect(ttl).toBeLessThanOrEqual(600_000);
+    await run.close();
+    await client.del(keys.entries, keys.owners);
+  });
+
   // A claim whose reply was lost (a timeout, a reconnect that made ioredis send it again) runs
   // twice: the second must find the run's own claim, not a duplicate id, or the message would be
   // counted as skipped and never sent.

@@ -10,6 +10,9 @@
   ARGV[2] run id of the caller
   ARGV[3] '1' to claim entries in doubt (resendInDoubt), else '0'
   ARGV[4] the claiming item's token, unique within the run (its position in the batch)
+  ARGV[5] ledger lifetime in ms (the batch's TTL): given to the ledger hash when it has none, as
+          when the run's first heartbeat came before the hash existed and the run dies before
+          the next one
 
   Returns 'claimed', 'sent', 'in-doubt' or 'busy'.
 
@@ -28,6 +31,7 @@ local id, me = ARGV[1], ARGV[2]
 
 local function claim()
   redis.call('HSET', KEYS[1], id, 'c|' .. me .. '|' .. ARGV[4])
+  if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
   return 'claimed'
 end
 
