@@ -170,6 +170,8 @@ export function createMailer(options: MailerOptionsInput): Mailer {
     let clock: Deadline | undefined = first?.clock;
     /** The outcome of the first part's first attempt, when `deliverNow` made it. */
     let outcome = first?.outcome;
+    /** An attempt ended in doubt and was retried (`resendInDoubt`): the message may have arrived already. */
+    let doubted = false;
     while (parts.length > 0) {
       const { to: part, later } = parts.shift()!;
       const mail = part === recipients ? prepared.mail : { ...prepared.mail, envelope: { from: envelopeFrom(prepared.mail), to: [...part] } };
@@ -195,7 +197,10 @@ export function createMailer(options: MailerOptionsInput): Mailer {
                 deadline: clock,
                 canSplit: part.length > 1,
                 firstFailed: made,
-                onRetry: ({ attempt, retriesLeft, delayMs, failure }) => deferred(lane, id, attempts + attempt, retriesLeft, delayMs, failure, part),
+                onRetry: ({ attempt, retriesLeft, delayMs, failure }) => {
+                  doubted ||= failure.inDoubt;
+                  deferred(lane, id, attempts + attempt, retriesLeft, delayMs, failure, part);
+                },
               });
         attempts += result.attempts;
         results.push(result.value);
@@ -212,11 +217,13 @@ export function createMailer(options: MailerOptionsInput): Mailer {
         // mailer closed or the signal aborted meanwhile; anything else then is the abort.
         if (!(error instanceof RetryStopped)) {
           if (!closed && !signal.aborted) throw error;
-          // Some parts went already: sending the message again would send them twice, so it is in
-          // doubt (not resent unless asked), as one whose connection was lost after its body.
-          if (results.length > 0) {
+          // Some parts went already, or an attempt that may have arrived was being retried: sending
+          // the message again could send it twice, so it is in doubt (not resent unless asked), as
+          // one whose connection was lost after its body.
+          if (results.length > 0 || doubted) {
             const accepted = acceptedIn(results);
-            const why = `${closed ? 'mailer closed' : 'send aborted'} after ${accepted.length} of ${recipients.length} recipients accepted`;
+            const stopped = closed ? 'mailer closed' : 'send aborted';
+            const why = results.length > 0 ? `${stopped} after ${accepted.length} of ${recipients.length} recipients accepted` : `${stopped} while retrying an attempt that may have arrived`;
             throw failed(lane.name, id, recipients, new DeliveryError(`Delivery ${about(id)}stopped: ${why} (in doubt: not resent)`, { decision: 'transient', attempts, provider: lane.provider, messageId: id, inDoubt: true, accepted, cause: signal.reason }));
           }
           if (closed) throw new AbortedError('mailer closed before the message was sent', { closed: true });

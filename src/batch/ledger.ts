@@ -46,13 +46,15 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
-// An entry is one number, state and owner packed together: a million-message batch costs a Map of
-// numbers, not a million small objects.
+// An entry is one number, state, owner and a flag packed together: a million-message batch costs a
+// Map of numbers, not a million small objects. The flag marks a claim (or its sending mark) that
+// took over an entry in doubt (resendInDoubt): given back unsent, the entry is in doubt again.
 const STATES = ['claimed', 'sending', 'sent', 'failed', 'in-doubt'] as const;
 type State = (typeof STATES)[number];
-const pack = (state: State, owner: number): number => owner * 8 + STATES.indexOf(state);
+const pack = (state: State, owner: number, doubt = false): number => owner * 16 + (doubt ? 8 : 0) + STATES.indexOf(state);
 const stateOf = (entry: number): State => STATES[entry % 8]!;
-const ownerOf = (entry: number): number => Math.floor(entry / 8);
+const ownerOf = (entry: number): number => Math.floor(entry / 16);
+const doubtOf = (entry: number): boolean => Math.floor(entry / 8) % 2 === 1;
 
 /**
  * The ledger in this process's memory: a re-run in the same process resumes; a new process starts
@@ -82,10 +84,13 @@ export function createMemoryLedger(options: { ttlMs: number; now?: () => number 
             if ((state === 'claimed' || state === 'sending') && live.has(ownerOf(entry))) return 'busy';
             // Failed or left in doubt earlier in this same run: a repeat of the id in the batch, not a re-run.
             if ((state === 'failed' || state === 'in-doubt') && ownerOf(entry) === owner) return 'busy';
-            if ((state === 'sending' || state === 'in-doubt') && !resendInDoubt) {
+            const inDoubt = state === 'sending' || state === 'in-doubt' || doubtOf(entry);
+            if (inDoubt && !resendInDoubt) {
               entries.set(id, pack('in-doubt', ownerOf(entry)));
               return 'in-doubt';
             }
+            entries.set(id, pack('claimed', owner, inDoubt));
+            return 'claimed';
           }
           entries.set(id, pack('claimed', owner));
           return 'claimed';
@@ -93,11 +98,14 @@ export function createMemoryLedger(options: { ttlMs: number; now?: () => number 
         async sending(id) {
           const entry = entries.get(id);
           if (entry !== undefined && ownerOf(entry) !== owner) return false;
-          entries.set(id, pack('sending', owner));
+          entries.set(id, pack('sending', owner, entry !== undefined && doubtOf(entry)));
           return true;
         },
         async settle(id, outcome) {
-          if (outcome === 'released') entries.delete(id);
+          const entry = entries.get(id);
+          const doubt = entry !== undefined && doubtOf(entry);
+          if (outcome === 'released' && doubt) entries.set(id, pack('in-doubt', owner));
+          else if (outcome === 'released') entries.delete(id);
           else entries.set(id, pack(outcome, owner));
         },
         async close() {

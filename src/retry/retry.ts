@@ -131,8 +131,9 @@ async function retryAfter<T>(first: AttemptFailure, attempt: (context: AttemptCo
     // pending (a pending one would be sent again).
     if (failure.tooManyRecipients && options.canSplit) throw new RetryStopped(failure, attempts, 'split');
     if (!isRetryable(decision)) throw new RetryStopped(failure, attempts, 'not-retryable');
-    // Sending again could deliver it twice: only when asked.
-    if (failure.inDoubt && !options.resendInDoubt) throw new RetryStopped(failure, attempts, 'in-doubt');
+    // Sending again could deliver it twice: only when asked. Nor is it pending when the signal
+    // stopped its retry: it may have arrived.
+    if (failure.inDoubt && (!options.resendInDoubt || options.signal?.aborted)) throw new RetryStopped(failure, attempts, 'in-doubt');
     if (options.signal?.aborted) throw options.signal.reason;
     const consumes = consumesRetry(decision);
     const retriesLeft = retry.retries - consumed;

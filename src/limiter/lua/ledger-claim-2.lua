@@ -1,7 +1,9 @@
 --[[
   ledger-claim: claims a message id of a batch for one run, or says why not.
   A ledger entry is "<state>|<owner>": c claimed, s sending, S sent, f failed, d in doubt; a
-  claim also names the item of the run that made it: "c|<owner>|<token>".
+  claim also names the item of the run that made it: "c|<owner>|<token>". A claim or a sending
+  mark that took over an entry in doubt (resendInDoubt) ends in "|d": given back unsent, the entry
+  goes back to in doubt (ledger-mark), so a later run does not send it as never sent.
 
   KEYS[1] ledger hash of the batch: field = message id, value = "<state>|<owner>[|<token>]"
   KEYS[2] owners hash of the batch: field = run id, value = heartbeat expiry in ms
@@ -29,8 +31,8 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
 local id, me = ARGV[1], ARGV[2]
 
-local function claim()
-  redis.call('HSET', KEYS[1], id, 'c|' .. me .. '|' .. ARGV[4])
+local function claim(doubt)
+  redis.call('HSET', KEYS[1], id, 'c|' .. me .. '|' .. ARGV[4] .. (doubt and '|d' or ''))
   if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
   return 'claimed'
 end
@@ -38,6 +40,9 @@ end
 local entry = redis.call('HGET', KEYS[1], id)
 if not entry then return claim() end
 
+-- Whether a claim or sending mark took over an entry in doubt (owners and tokens never end so).
+local doubt = string.sub(entry, -2) == '|d'
+if doubt then entry = string.sub(entry, 1, -3) end
 local sep = string.find(entry, '|', 1, true)
 local state, owner = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
 local token
@@ -51,12 +56,13 @@ if state == 'c' or state == 's' then
   if owner == me then return (state == 'c' and token == ARGV[4]) and 'claimed' or 'busy' end
   local alive = tonumber(redis.call('HGET', KEYS[2], owner) or '0')
   if alive > now then return 'busy' end
-  if state == 'c' then return claim() end
+  -- A dead run's claim that had taken over an entry in doubt is still in doubt.
+  if state == 'c' and not doubt then return claim(false) end
 end
-if state == 's' or state == 'd' then
-  if ARGV[3] == '1' then return claim() end
-  if state == 's' then redis.call('HSET', KEYS[1], id, 'd|' .. owner) end
+if state == 's' or state == 'd' or doubt then
+  if ARGV[3] == '1' then return claim(true) end
+  if state ~= 'd' then redis.call('HSET', KEYS[1], id, 'd|' .. owner) end
   return 'in-doubt'
 end
 -- f: failed in an earlier run; a re-run tries it again.
-return claim()
+return claim(false)

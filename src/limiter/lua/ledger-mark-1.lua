@@ -6,6 +6,8 @@
   ARGV[1] message id
   ARGV[2] run id
   ARGV[3] new state: s sending, S sent, f failed, d in doubt, or '-' to give the claim back
+          (the entry goes, or goes back to in doubt when the claim took over one: "|d" at its
+          end, kept by a sending mark)
 
   Returns 1 when written, 0 when the entry belongs to another run (it took the claim over after
   this run's heartbeat expired) and was left alone.
@@ -13,6 +15,7 @@
   No TIME: ownership, not expiry, decides here; ledger-claim compares heartbeats with TIME.
 ]]
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
+local doubt = entry and string.sub(entry, -2) == '|d'
 if entry then
   local sep = string.find(entry, '|', 1, true)
   local owner = string.sub(entry, sep + 1)
@@ -23,8 +26,12 @@ if entry then
   if string.sub(entry, 1, sep - 1) == 'S' and ARGV[3] ~= 'S' then return 0 end
   if owner ~= ARGV[2] and ARGV[3] ~= 'S' then return 0 end
 end
-if ARGV[3] == '-' then
+if ARGV[3] == '-' and doubt then
+  redis.call('HSET', KEYS[1], ARGV[1], 'd|' .. ARGV[2])
+elseif ARGV[3] == '-' then
   redis.call('HDEL', KEYS[1], ARGV[1])
+elseif ARGV[3] == 's' and doubt then
+  redis.call('HSET', KEYS[1], ARGV[1], 's|' .. ARGV[2] .. '|d')
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
 end
