@@ -101,7 +101,9 @@ class MemoryLane implements MemoryLaneLimiter {
   async update(transition: StateTransition): Promise<AdaptiveState> {
     const next = transition(this.#state, this.#now());
     if (next) {
-      this.#state = next;
+      // The cap bounds the state, as Redis's does: a process's share while Redis is away
+      // (onRedisDown: 'local') learns transitions made for the whole lane's maxConnections.
+      this.#state = next.connections > this.#spec.maxConnections ? { ...next, connections: this.#spec.maxConnections } : next;
       this.#wake();
     }
     return this.#state;

@@ -486,8 +486,10 @@ class RedisLane implements RedisLaneLimiter {
     const { keyIdleMs } = this.#core.settings;
     let snapshot = await this.#read();
     for (let attempt = 1; ; attempt++) {
-      const next = transition(snapshot.state, snapshot.now);
-      if (next === null) return snapshot.state;
+      const wanted = transition(snapshot.state, snapshot.now);
+      if (wanted === null) return snapshot.state;
+      // The configured cap bounds what is stored, as it bounds what is read.
+      const next = wanted.connections > this.#spec.maxConnections ? { ...wanted, connections: this.#spec.maxConnections } : wanted;
       const raised = capOf(next) > capOf(snapshot.state);
       // The state must outlive its pause, then stay for keyIdleMs.
       const ttlMs = Math.max(keyIdleMs, Math.ceil(next.pausedUntil - snapshot.now) + keyIdleMs);

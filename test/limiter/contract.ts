@@ -312,6 +312,18 @@ export function runLimiterContract(name: string, makeLimiter: () => Promise<Limi
     });
 
     describe('state() and update()', () => {
+      // A process's share of a lane while Redis is away is a memory lane with a smaller cap, and
+      // learns transitions computed for the whole lane's: they must not raise it past its own.
+      it('bounds the connections of the state by the spec, whatever a transition writes', async () => {
+        const lane = limiter.lane('bounded', oneWindow(10, 1_000, 1, 1));
+        expect((await lane.update((state) => ({ ...state, connections: 5 }))).connections).toBe(1);
+        expect((await lane.state()).connections).toBe(1);
+        await hold(lane.acquire());
+        const second = track(hold(lane.acquire()));
+        await sleep(STILL_WAITING_MS);
+        expect(second.settled).toBe(false);
+      });
+
       it('starts from the initial state of the spec', async () => {
         const spec = oneWindow(10, 1_000, 1, 4);
         expect(await limiter.lane('initial', spec).state()).toEqual(initialState(spec));
