@@ -192,13 +192,15 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
         key,
         reserve: (signal, deadline) => call(() => reserveShared(signal), () => alone().reserve(signal), { signal, deadline }),
         acquire: (signal) => call<Lease>(() => shared.acquire(signal), () => mine().acquire(signal), { signal, timed: false }),
-        state: () => call(() => shared.state(), () => mine().state()),
+        // Reads for stats() and a lane's wake-up, which keep what they knew when Redis does not
+        // answer: one call's time, not the whole outage ('wait' would hold them until Redis is back).
+        state: () => call(() => shared.state(), () => mine().state(), { deadline: Date.now() + callTimeoutMs }),
         update: async (transition: StateTransition) => {
           // The local copy learns every change, so that a fallback starts from the slowed-down pace.
           const mirrored = await mine().update(transition);
           return call(() => shared.update(transition), async () => mirrored);
         },
-        held: () => call(() => shared.held(), () => mine().held()),
+        held: () => call(() => shared.held(), () => mine().held(), { deadline: Date.now() + callTimeoutMs }),
       };
     },
     async close() {

@@ -87,6 +87,14 @@ describe('Redis outages', () => {
     expect(errors[0]).toMatch(/^redis: Redis is unreachable .*sends wait for it/);
   });
 
+  it("answers stats() while Redis is away with onRedisDown: 'wait', from what the lanes knew", async () => {
+    const port = await freePort();
+    const srv = await smtp();
+    const { m } = mailer({ redis: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix(), providers: { main: { transport: srv.transportOptions(), rate: { max: 10, per: '1s' } } } });
+    const stats = await Promise.race([m.stats(), new Promise((resolve) => setTimeout(resolve, 10_000, 'still waiting'))]);
+    expect(stats).toMatchObject([{ provider: 'main', configuredRate: 10 }]);
+  }, 20_000);
+
   it('never hangs: with Redis gone for good a send fails at its retry deadline', async () => {
     const port = await freePort();
     const srv = await smtp();
