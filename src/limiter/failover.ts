@@ -28,6 +28,8 @@ export interface RedisHealth {
   untilProbe(): number;
   up(): void;
   down(error: Error): void;
+  /** A signal that aborts when Redis is found away (already aborted while it is away). */
+  downSignal(): AbortSignal;
 }
 
 /**
@@ -38,20 +40,24 @@ export interface RedisHealth {
 export function createRedisHealth(onChange: (up: boolean, error?: Error) => void, probeMs = 1_000): RedisHealth {
   let isDown = false;
   let nextProbe = 0;
+  let downs = new AbortController();
   return {
     shouldTry: () => !isDown || Date.now() >= nextProbe,
     untilProbe: () => Math.max(10, nextProbe - Date.now()),
     up() {
       if (!isDown) return;
       isDown = false;
+      downs = new AbortController();
       onChange(true);
     },
     down(error) {
       nextProbe = Date.now() + probeMs;
       if (isDown) return;
       isDown = true;
+      downs.abort(error);
       onChange(false, error);
     },
+    downSignal: () => downs.signal,
   };
 }
 
@@ -82,8 +88,10 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
   const fleetKey = `${options.keyPrefix}:processes`;
   let fleet = 1;
 
+  // Timed like any call: a Redis that stops answering is found away by this beat too, while every
+  // send waits for a connection slot (an acquire, which is not timed).
   const beat = () =>
-    runScript(options.client, 'procs', [fleetKey], [id, FLEET_TTL_MS])
+    observe(health, runScript(options.client, 'procs', [fleetKey], [id, FLEET_TTL_MS]), callTimeoutMs)
       .then((count) => {
         fleet = Math.max(1, Number(count));
       })
@@ -191,7 +199,10 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
       return {
         key,
         reserve: (signal, deadline) => call(() => reserveShared(signal), () => alone().reserve(signal), { signal, deadline }),
-        acquire: (signal) => call<Lease>(() => shared.acquire(signal), () => mine().acquire(signal), { signal, timed: false }),
+        // Waiting for a slot is not timed; with 'local', it ends when Redis is found away (a beat or
+        // another call timed out), and the share takes over.
+        acquire: (signal) =>
+          call<Lease>(() => shared.acquire(options.mode === 'local' ? anySignal(signal, health.downSignal()) : signal), () => mine().acquire(signal), { signal, timed: false }),
         // Reads for stats() and a lane's wake-up, which keep what they knew when Redis does not
         // answer: one call's time, not the whole outage ('wait' would hold them until Redis is back).
         state: () => call(() => shared.state(), () => mine().state(), { deadline: Date.now() + callTimeoutMs }),
@@ -256,6 +267,11 @@ function portion(counts: QuotaCounts, processes: number): QuotaCounts {
  * Awaits a Redis call and tells `health` how it went: a success means Redis is up, a failure or a
  * call slower than `timeoutMs` that it is away (unless the caller's own signal ended it).
  */
+/** A signal that aborts with the first of `signal` (when given) and `other`. */
+function anySignal(signal: AbortSignal | undefined, other: AbortSignal): AbortSignal {
+  return signal ? AbortSignal.any([signal, other]) : other;
+}
+
 export async function observe<T>(health: RedisHealth | undefined, call: Promise<T>, timeoutMs: number, signal?: AbortSignal): Promise<T> {
   try {
     const result = await (timeoutMs === Infinity ? call : withTimeout(call, timeoutMs));

@@ -87,6 +87,25 @@ describe('Redis outages', () => {
     expect(errors[0]).toMatch(/^redis: Redis is unreachable .*sends wait for it/);
   });
 
+  // A Redis that stops answering (a network that drops packets; here the server stopped with
+  // SIGSTOP) fails no call, and a send waiting for a connection slot waits on Redis untimed.
+  it("onRedisDown: 'local' sends at its share while Redis stops answering, and sends everything once it answers again", async () => {
+    const redis = await startRedisServer();
+    cleanup.push(() => redis.stop());
+    const pid = redis.pid;
+    cleanup.push(async () => void process.kill(pid, 'SIGCONT'));
+    const srv = await smtp();
+    const { m } = mailer({ redis: redis.url, keyPrefix: uniquePrefix(), onRedisDown: 'local', providers: { main: { transport: srv.transportOptions(), rate: { max: 50, per: '1s' }, maxConnections: 2 } } });
+    await m.send(msg(0));
+    await new Promise((r) => setTimeout(r, 1_500));
+    process.kill(pid, 'SIGSTOP');
+    const sending = Promise.all(Array.from({ length: 10 }, (_, i) => m.send(msg(i + 1))));
+    await vi.waitFor(() => expect(srv.counts().unique).toBeGreaterThan(1), { timeout: 20_000, interval: 100 });
+    process.kill(pid, 'SIGCONT');
+    await sending;
+    expect(srv.counts()).toMatchObject({ unique: 11, duplicates: 0 });
+  }, 60_000);
+
   it("answers stats() while Redis is away with onRedisDown: 'wait', from what the lanes knew", async () => {
     const port = await freePort();
     const srv = await smtp();
