@@ -200,9 +200,15 @@ export function createFailoverLimiter(options: FailoverOptions): Limiter & { fle
         key,
         reserve: (signal, deadline) => call(() => reserveShared(signal), () => alone().reserve(signal), { signal, deadline }),
         // Waiting for a slot is not timed; with 'local', it ends when Redis is found away (a beat or
-        // another call timed out), and the share takes over.
-        acquire: (signal) =>
-          call<Lease>(() => shared.acquire(options.mode === 'local' ? anySignal(signal, health.downSignal()) : signal), () => mine().acquire(signal), { signal, timed: false }),
+        // another call timed out), and the share takes over. While Redis is away a slot comes from
+        // the share at once: the timed calls (bookings, the beat) find out when Redis is back, and
+        // an untimed wait for a slot must not be what probes it.
+        acquire: (signal) => {
+          const local = () => mine().acquire(signal).then((lease) => untilRedisIsBack(lease, health));
+          if (options.mode !== 'local') return call<Lease>(() => shared.acquire(signal), local, { signal, timed: false });
+          const away = health.downSignal();
+          return away.aborted ? local() : call<Lease>(() => shared.acquire(anySignal(signal, away)), local, { signal, timed: false });
+        },
         // Reads for stats() and a lane's wake-up, which keep what they knew when Redis does not
         // answer: one call's time, not the whole outage ('wait' would hold them until Redis is back).
         state: () => call(() => shared.state(), () => mine().state(), { deadline: Date.now() + callTimeoutMs }),
@@ -267,6 +273,21 @@ function portion(counts: QuotaCounts, processes: number): QuotaCounts {
  * Awaits a Redis call and tells `health` how it went: a success means Redis is up, a failure or a
  * call slower than `timeoutMs` that it is away (unless the caller's own signal ended it).
  */
+/**
+ * A slot of the local share, granted while Redis was away, counts as lost once Redis is back:
+ * Redis does not count it, so its connection is given back after the send in progress and the
+ * next one takes a slot in Redis, under the fleet's cap.
+ */
+function untilRedisIsBack(lease: Lease, health: RedisHealth): Lease {
+  return {
+    id: lease.id,
+    get lost() {
+      return lease.lost || !health.downSignal().aborted;
+    },
+    release: () => lease.release(),
+  };
+}
+
 /** A signal that aborts with the first of `signal` (when given) and `other`. */
 function anySignal(signal: AbortSignal | undefined, other: AbortSignal): AbortSignal {
   return signal ? AbortSignal.any([signal, other]) : other;

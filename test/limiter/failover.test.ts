@@ -126,6 +126,32 @@ describe('Redis outages', () => {
   });
 });
 
+describe("onRedisDown: 'local' and connection slots", () => {
+  // Redis does not count a slot of the local share: kept after Redis is back, it would sit beside
+  // the fleet's slots in Redis, over the cap.
+  it('counts a slot taken from the local share as lost once Redis answers again', async () => {
+    const redis = await startRedisServer();
+    cleanup.push(() => redis.stop());
+    const connection = connectRedis(redis.url);
+    cleanup.push(() => connection.close());
+    const keyPrefix = uniquePrefix();
+    const limiter = createFailoverLimiter({ primary: createRedisLimiter({ client: connection.client, keyPrefix }), client: connection.client, keyPrefix, mode: 'local', health: createRedisHealth(() => {}, 100), callTimeoutMs: 500 });
+    cleanup.push(() => limiter.close());
+    const lane = limiter.lane('slots', { windows: [], maxConnections: 2 });
+    const inRedis = await lane.acquire();
+    expect(inRedis.lost).toBe(false);
+    await inRedis.release();
+    const restart = redis.restart({ keepData: true, downMs: 2_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const local = await lane.acquire();
+    expect(local.lost).toBe(false);
+    await restart;
+    await vi.waitFor(async () => expect(await lane.held()).toBe(0), { timeout: 10_000, interval: 100 });
+    expect(local.lost).toBe(true);
+    await local.release();
+  }, 30_000);
+});
+
 describe("onRedisDown: 'local' and a quota", () => {
   const day = 86_400_000;
   const spec = { windows: [{ max: 10, perMs: day, burst: 10 }], maxConnections: 2 };
